@@ -1,0 +1,124 @@
+/**
+ * The HTTP surface, built by a function so tests can make one. Handlers are small; everything
+ * they need comes in through `AppDeps`.
+ */
+import { Hono } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { buildCrash, clientKind } from './raw-crash.js';
+import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
+import type { SpoolWriter } from './spool.js';
+import { spoolFailureReason } from './spool-errors.js';
+import type { VersionInfo } from './version.js';
+
+export interface ServiceState {
+  /** False from the first shutdown signal on: load balancers should stop routing here. */
+  readonly routable: boolean;
+  /** False once the spool is closed: nothing can be acknowledged any more. */
+  readonly accepting: boolean;
+}
+
+export interface AppDeps {
+  config: Config;
+  spool: SpoolWriter;
+  /** Told after each commit so it uploads without waiting for its timer. */
+  onSpooled: () => void;
+  state: ServiceState;
+  logger: Logger;
+  metrics: Metrics;
+  version: VersionInfo;
+  heartbeat: () => Promise<{ healthy: boolean; checks: Record<string, unknown> }>;
+}
+
+const RETRY_AFTER_SECONDS = '30';
+
+export function createApp(deps: AppDeps) {
+  const { config, logger, metrics } = deps;
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  const refuse = (reason: string, status: 400 | 413 | 503, body: string) => {
+    metrics.rejected.inc({ reason });
+    const headers: Record<string, string> = { Connection: 'close' };
+    if (status === 503) headers['Retry-After'] = RETRY_AFTER_SECONDS;
+    return new Response(body, { status, headers: { 'Content-Type': 'text/plain', ...headers } });
+  };
+
+  app.post('/submit', async (c) => {
+    const started = performance.now();
+    metrics.received.inc();
+    if (!deps.state.accepting) return refuse('shutting_down', 503, 'Discarded=shutting_down\n');
+
+    const incoming = c.env.incoming;
+    const userAgent = incoming.headers['user-agent'] ?? '';
+    let report;
+    try {
+      report = await parseReport(incoming, incoming.headers, config);
+    } catch (error) {
+      if (error instanceof ReportRejected) {
+        logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
+        return refuse(error.body.replace('Discarded=', ''), error.status, `${error.body}\n`);
+      }
+      if (error instanceof ClientGone) {
+        metrics.rejected.inc({ reason: 'client_gone' });
+        logger.info({ user_agent: userAgent }, 'client disconnected mid-upload; nothing stored');
+        return c.body(null, 400);
+      }
+      throw error;
+    }
+
+    const crash = buildCrash({
+      report,
+      receivedAt: new Date(),
+      userAgent,
+      query: Object.fromEntries(new URL(c.req.url).searchParams),
+      removeKeys: config.removeAnnotations,
+    });
+    try {
+      await deps.spool.append(crash);
+    } catch (error) {
+      const reason = spoolFailureReason(error);
+      logger.error({ crash_id: crash.crashId, err: error, reason }, 'spooling failed; crash refused');
+      return refuse(reason, 503, `Discarded=${reason}\n`);
+    }
+    deps.onSpooled();
+
+    const client = clientKind(report, userAgent);
+    const seconds = (performance.now() - started) / 1000;
+    metrics.accepted.inc({ client });
+    metrics.bytesReceived.inc(report.payloadSize);
+    metrics.ackSeconds.observe(seconds);
+    logger.info(
+      {
+        crash_id: crash.crashId,
+        client,
+        bytes: report.payloadSize,
+        dumps: report.dumps.length,
+        ms: Math.round(seconds * 1000),
+      },
+      'crash accepted',
+    );
+    return c.text(`CrashID=bp-${crash.crashId}\n`);
+  });
+  app.all('/submit', () => new Response('Method Not Allowed\n', { status: 405, headers: { Allow: 'POST' } }));
+
+  app.get('/__lbheartbeat__', (c) =>
+    deps.state.routable ? c.text('OK\n') : c.text('shutting down\n', 503, { 'Retry-After': RETRY_AFTER_SECONDS }),
+  );
+  app.get('/__heartbeat__', async (c) => {
+    const { healthy, checks } = await deps.heartbeat();
+    return c.json(checks, healthy ? 200 : 503);
+  });
+  app.get('/__version__', (c) => c.json(deps.version));
+  app.get('/metrics', async (c) => {
+    const text = await metrics.registry.metrics();
+    return c.text(text, 200, { 'Content-Type': metrics.registry.contentType });
+  });
+
+  app.onError((error, c) => {
+    logger.error({ err: error, path: c.req.path }, 'unhandled error in request');
+    return c.text('Internal Server Error\n', 500);
+  });
+  return app;
+}

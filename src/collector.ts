@@ -1,0 +1,174 @@
+/**
+ * Wires the collector together: spool lock, spool connections, storage, drainer, HTTP server —
+ * and takes it apart again in the documented shutdown order (DESIGN.md §6):
+ * lbheartbeat 503 → (LB grace) → stop accepting connections → finish in-flight requests →
+ * drain until the spool is empty or the deadline → checkpoint and close the spool → exit.
+ * Whatever is not uploaded by the deadline stays in the spool for the next start.
+ */
+import { createAdaptorServer } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { Drainer } from './drainer.js';
+import { FileStorage } from './file-storage.js';
+import { createHeartbeat } from './health.js';
+import type { Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { S3Storage } from './s3-storage.js';
+import {
+  checkIntegrity,
+  closeSpoolDatabase,
+  openSpoolDatabase,
+  SPOOL_FILE,
+  SpoolError,
+  SpoolReader,
+  SpoolWriter,
+} from './spool.js';
+import { lockSpool } from './spool-lock.js';
+import type { CrashStorage } from './storage.js';
+import { readVersionInfo } from './version.js';
+
+/** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
+const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
+
+export function createStorage(config: Config): CrashStorage {
+  const target = config.storageUrl;
+  return target.kind === 'file'
+    ? new FileStorage(target.dir)
+    : new S3Storage({ bucket: target.bucket, prefix: target.prefix, endpoint: config.s3Endpoint });
+}
+
+export interface RunningCollector {
+  address: AddressInfo;
+  /** Graceful shutdown; resolves when everything is closed. Safe to call more than once. */
+  shutdown(reason: string): Promise<void>;
+}
+
+function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger): void {
+  const file = join(config.spoolDir, SPOOL_FILE);
+  if (statSync(file).size > STARTUP_INTEGRITY_CHECK_MAX_BYTES) {
+    logger.info({ file }, 'spool is large: integrity check skipped at start (run scripts/spool-inspect summary)');
+    return;
+  }
+  const findings = checkIntegrity(reader.db);
+  if (findings.length !== 1 || findings[0] !== 'ok') {
+    throw new SpoolError(
+      `spool ${file} failed its integrity check: ${findings.slice(0, 5).join('; ')}. Move ${config.spoolDir} aside ` +
+        '(keep it for recovery with scripts/spool-inspect) and start with an empty spool directory.',
+    );
+  }
+}
+
+export async function startCollector(config: Config, logger: Logger): Promise<RunningCollector> {
+  const lock = lockSpool(config.spoolDir);
+  const writerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
+  const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
+  const writer = new SpoolWriter(writerDb);
+  const reader = new SpoolReader(drainerDb);
+  checkSpoolAtStart(config, reader, logger);
+
+  const storage = createStorage(config);
+  const metrics = createMetrics();
+  const drainer = new Drainer(
+    reader,
+    storage,
+    {
+      concurrency: config.drainConcurrency,
+      retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
+      maxAttempts: config.maxAttempts,
+    },
+    logger,
+    metrics,
+  );
+  const state = { routable: true, accepting: true };
+  const heartbeat = createHeartbeat(reader, storage, drainer, { storageCheckCacheMs: 5000 });
+  const app = createApp({
+    config,
+    spool: writer,
+    onSpooled: () => drainer.wake(),
+    state,
+    logger,
+    metrics,
+    version: readVersionInfo(),
+    heartbeat,
+  });
+
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 120_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const startStats = reader.stats();
+  logger.info(
+    {
+      host: address.address,
+      port: address.port,
+      spool: config.spoolDir,
+      durability: config.durability,
+      storage: storage.description,
+      pending: startStats.pending,
+      dead: startStats.dead,
+    },
+    'collector started',
+  );
+  drainer.start();
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason: string) => {
+    shuttingDown ??= (async () => {
+      const started = Date.now();
+      const deadline = started + config.shutdownDeadlineSeconds * 1000;
+      const uploadedBefore = drainer.uploaded;
+      state.routable = false;
+      logger.info({ reason, spooled: reader.stats().pending }, 'shutdown: load balancer health now 503');
+
+      const graceEnd = Math.min(deadline, started + config.shutdownLbGraceSeconds * 1000);
+      if (graceEnd > Date.now()) await sleep(graceEnd - Date.now());
+
+      const requestsFinished = new Promise<boolean>((resolve) => server.close(() => resolve(true)));
+      const idleCloser = setInterval(() => server.closeIdleConnections(), 100);
+      server.closeIdleConnections();
+      logger.info('shutdown: no new connections; finishing requests in flight');
+      const finished = await Promise.race([requestsFinished, sleep(deadline - Date.now()).then(() => false)]);
+      clearInterval(idleCloser);
+      if (!finished) {
+        logger.warn('shutdown: deadline reached with requests in flight; closing their connections (not acknowledged)');
+        server.closeAllConnections();
+      }
+
+      logger.info({ pending: reader.stats().pending }, 'shutdown: draining the spool until empty or deadline');
+      const emptied = await drainer.untilEmpty(deadline);
+      drainer.stop();
+      state.accepting = false;
+      const left = reader.stats();
+      const uploaded = drainer.uploaded - uploadedBefore;
+      metrics.shutdownDrain.inc({ result: 'uploaded' }, uploaded);
+      metrics.shutdownDrain.inc({ result: 'left' }, left.pending);
+      closeSpoolDatabase(writerDb);
+      closeSpoolDatabase(drainerDb);
+      lock.release();
+      if (storage instanceof S3Storage) storage.destroy();
+      logger.info(
+        { uploaded, left_pending: left.pending, left_dead: left.dead, emptied, ms: Date.now() - started },
+        emptied ? 'shutdown complete: spool empty' : 'shutdown complete: deadline reached; the rest is drained on next start',
+      );
+    })();
+    return shuttingDown;
+  };
+
+  return { address, shutdown };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}

@@ -1,0 +1,192 @@
+/**
+ * The one configuration schema: every setting is an environment variable, declared here with its
+ * default and a line of doc. `loadConfig` validates all of them at start (a bad value stops the
+ * process with a message naming the variable) and `scripts/config-table` prints the README's table
+ * from the same list, so the documentation cannot drift from the code.
+ */
+
+export class ConfigError extends Error {}
+
+interface Setting<T> {
+  env: string;
+  doc: string;
+  /** The default as an operator would write it in the environment. */
+  default: string;
+  parse(raw: string): T;
+}
+
+function setting<T>(env: string, fallback: string, doc: string, parse: (raw: string) => T): Setting<T> {
+  return { env, doc, default: fallback, parse };
+}
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw.trim())) throw new Error(`expected a whole number, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) throw new Error(`expected ${min}..${max}, got ${value}`);
+    return value;
+  };
+}
+
+function seconds(min: number) {
+  return (raw: string): number => {
+    const value = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(value)) throw new Error(`expected a number of seconds, got "${raw}"`);
+    if (value < min) throw new Error(`expected at least ${min} seconds, got ${value}`);
+    return value;
+  };
+}
+
+/** Sizes accept plain bytes or a suffix: 512k, 25m, 2g (binary multiples). */
+export function parseByteSize(raw: string): number {
+  const match = /^(\d+)\s*([kmg]i?b?|b)?$/i.exec(raw.trim());
+  if (!match) throw new Error(`expected a size such as 25m or 1048576, got "${raw}"`);
+  const unit = (match[2] ?? 'b').toLowerCase()[0];
+  const factor = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  const value = Number(match[1]) * factor;
+  if (value < 1 || !Number.isSafeInteger(value)) throw new Error(`size out of range: "${raw}"`);
+  return value;
+}
+
+function oneOf<T extends string>(...choices: T[]) {
+  return (raw: string): T => {
+    if (!(choices as string[]).includes(raw)) throw new Error(`expected one of ${choices.join(', ')}, got "${raw}"`);
+    return raw as T;
+  };
+}
+
+function text(raw: string): string {
+  return raw;
+}
+
+function optionalUrl(raw: string): string | undefined {
+  if (raw === '') return undefined;
+  try {
+    new URL(raw);
+  } catch {
+    throw new Error(`expected a URL such as http://127.0.0.1:7480, got "${raw}"`);
+  }
+  return raw;
+}
+
+function keyList(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
+}
+
+export type StorageTarget =
+  | { kind: 'file'; dir: string }
+  | { kind: 's3'; bucket: string; prefix: string };
+
+export function parseStorageUrl(raw: string): StorageTarget {
+  if (raw.startsWith('file://')) {
+    const dir = raw.slice('file://'.length);
+    if (dir === '') throw new Error('file:// needs a directory, e.g. file://./crashes');
+    return { kind: 'file', dir };
+  }
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/.*)?$/.exec(raw);
+  if (s3) {
+    const prefix = (s3[2] ?? '').replace(/^\/+|\/+$/g, '');
+    return { kind: 's3', bucket: s3[1]!, prefix: prefix === '' ? '' : `${prefix}/` };
+  }
+  throw new Error(`expected s3://bucket[/prefix] or file://<dir>, got "${raw}"`);
+}
+
+export const settings = {
+  port: setting('PORT', '8000', 'TCP port of the public HTTP endpoint (`/submit`, health).', integer(0, 65535)),
+  host: setting('HOST', '0.0.0.0', 'Address to listen on.', text),
+  spoolDir: setting(
+    'SPOOL_DIR',
+    './spool',
+    'Directory of the SQLite spool. Holds every acknowledged crash until storage confirmed it; put it on a persistent disk.',
+    text,
+  ),
+  durability: setting(
+    'SPOOL_DURABILITY',
+    'full',
+    '`full`: each commit is fsynced before the ack (survives power loss). `normal`: not fsynced (survives kill -9, not power loss).',
+    oneOf('full', 'normal'),
+  ),
+  storageUrl: setting(
+    'STORAGE_URL',
+    'file://./crashes',
+    'Where crashes are drained to: `s3://bucket[/prefix]` or `file://<dir>` (same key layout as files).',
+    parseStorageUrl,
+  ),
+  s3Endpoint: setting(
+    'S3_ENDPOINT',
+    '',
+    'S3 endpoint for a non-AWS server (path-style addressing is used then). Empty: AWS. Credentials and region come from the standard AWS variables.',
+    optionalUrl,
+  ),
+  logLevel: setting('LOG_LEVEL', 'info', 'pino log level.', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent')),
+  drainConcurrency: setting('DRAIN_CONCURRENCY', '8', 'Crashes uploaded at the same time.', integer(1, 256)),
+  retryBaseSeconds: setting(
+    'DRAIN_RETRY_BASE_SECONDS',
+    '1',
+    'First retry delay after a failed upload; doubles per failure (with jitter) up to the maximum.',
+    seconds(0.01),
+  ),
+  retryMaxSeconds: setting('DRAIN_RETRY_MAX_SECONDS', '60', 'Upper bound of the retry delay.', seconds(0.01)),
+  maxAttempts: setting(
+    'DRAIN_MAX_ATTEMPTS',
+    '10',
+    'Failures that concern one crash only (e.g. rejected as too large) before it moves to the dead-letter state. Outages of the whole storage never count.',
+    integer(1),
+  ),
+  shutdownDeadlineSeconds: setting(
+    'SHUTDOWN_DEADLINE_SECONDS',
+    '25',
+    'After SIGTERM/SIGINT, how long in-flight requests and the drainer may run before the process exits; keep it inside the orchestrator grace period (Kubernetes: 30 s).',
+    seconds(0),
+  ),
+  shutdownLbGraceSeconds: setting(
+    'SHUTDOWN_LB_GRACE_SECONDS',
+    '0',
+    'After SIGTERM, keep accepting this long while `/__lbheartbeat__` already answers 503, so a load balancer can notice.',
+    seconds(0),
+  ),
+  maxBodyBytes: setting('MAX_BODY_BYTES', '32m', 'Largest request body as sent (compressed).', parseByteSize),
+  maxDecompressedBytes: setting(
+    'MAX_DECOMPRESSED_BYTES',
+    '128m',
+    'Largest body after gunzip (protects against gzip bombs).',
+    parseByteSize,
+  ),
+  maxParts: setting('MAX_PARTS', '512', 'Most multipart parts (annotations plus files) in one report.', integer(1)),
+  maxAnnotations: setting('MAX_ANNOTATIONS', '500', 'Most annotations in one report.', integer(1)),
+  maxAnnotationBytes: setting('MAX_ANNOTATION_BYTES', '1m', 'Largest single annotation value (or JSON `extra` part).', parseByteSize),
+  maxDumpBytes: setting('MAX_DUMP_BYTES', '64m', 'Largest single dump.', parseByteSize),
+  maxTotalDumpBytes: setting('MAX_TOTAL_DUMP_BYTES', '100m', 'Largest sum of all dumps of one report.', parseByteSize),
+  removeAnnotations: setting(
+    'REMOVE_ANNOTATIONS',
+    '',
+    'Comma-separated annotation keys removed before storage (personal data such as `Email`); each removal is noted in the raw crash.',
+    keyList,
+  ),
+} as const;
+
+type Settings = typeof settings;
+export type Config = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> };
+
+/** Reads every setting from `env`; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const config: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(settings) as [string, Setting<unknown>][]) {
+    const raw = env[spec.env] ?? spec.default;
+    try {
+      config[name] = spec.parse(raw);
+    } catch (error) {
+      problems.push(`${spec.env}: ${(error as Error).message}`);
+    }
+  }
+  const result = config as Config;
+  if (problems.length === 0 && result.retryMaxSeconds < result.retryBaseSeconds) {
+    problems.push('DRAIN_RETRY_MAX_SECONDS: must not be smaller than DRAIN_RETRY_BASE_SECONDS');
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return result;
+}

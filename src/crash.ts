@@ -1,0 +1,52 @@
+/**
+ * The one value that flows from parse to spool to drain. A crash is held entirely in memory
+ * between parse and commit (bounded by the request limits); after that it lives in the spool.
+ */
+
+export interface Dump {
+  /** Sanitised dump name (the form field name), e.g. `upload_file_minidump`. */
+  name: string;
+  data: Buffer;
+}
+
+/** Annotations exactly as the client sent them (JSON `extra` values may be non-strings). */
+export type Annotations = Record<string, unknown>;
+
+/** What the request parser produces from one report. */
+export interface ParsedReport {
+  annotations: Annotations;
+  dumps: Dump[];
+  payload: 'multipart' | 'json';
+  compressed: boolean;
+  /** Bytes of the body as sent (before gunzip). */
+  payloadSize: number;
+}
+
+export interface RawCrashMetadata {
+  collector_notes: string[];
+  dump_checksums: Record<string, string>;
+  payload: 'multipart' | 'json';
+  payload_compressed: '0' | '1';
+  payload_size: number;
+  throttle_rule: string;
+  user_agent: string;
+}
+
+export type RawCrash = Annotations & {
+  submitted_timestamp: string;
+  uuid: string;
+  version: 2;
+  metadata: RawCrashMetadata;
+};
+
+export interface Crash {
+  crashId: string;
+  /** Milliseconds since the epoch, when the collector received it. */
+  receivedAt: number;
+  rawCrash: RawCrash;
+  dumps: Dump[];
+}
+
+export function crashBytes(crash: Pick<Crash, 'dumps'>, rawCrashJson: string): number {
+  return crash.dumps.reduce((sum, dump) => sum + dump.data.length, Buffer.byteLength(rawCrashJson));
+}

@@ -1,0 +1,192 @@
+/**
+ * Moves spooled crashes to storage, oldest first, `concurrency` at a time, on its own database
+ * connection.
+ *
+ * - I2 delete ⇒ uploaded: a crash is removed from the spool only after `uploadCrash` resolved,
+ *   i.e. storage confirmed every object. A kill between upload and delete re-uploads the same
+ *   bytes to the same keys on the next start (I3), which is harmless.
+ * - Failures of one crash (scope `crash`) back off per crash, persisted in the spool, and after
+ *   `maxAttempts` move it to the dead-letter state — kept, logged, counted (I6), never deleted.
+ * - Failures of the storage as a whole (scope `storage`) never count against a crash: the drainer
+ *   pauses everything with a growing delay and probes with one upload at a time until one
+ *   succeeds, so an outage costs one request per backoff interval, not a hot loop.
+ */
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { uploadCrash } from './crash-upload.js';
+import type { SpooledCrash, SpoolReader } from './spool.js';
+import { StorageError, type CrashStorage } from './storage.js';
+
+export interface DrainerOptions {
+  concurrency: number;
+  retry: BackoffPolicy;
+  maxAttempts: number;
+}
+
+export class Drainer {
+  private readonly inflight = new Map<number, Promise<void>>();
+  private storageFailures = 0;
+  private pausedUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
+  private stopped = false;
+  private emptyWaiters: (() => void)[] = [];
+  /** Crashes uploaded and removed since start. */
+  uploaded = 0;
+  /** Time of the last successful upload (ms), for health checks. */
+  lastSuccessAt: number | undefined;
+
+  constructor(
+    private readonly spool: SpoolReader,
+    private readonly storage: CrashStorage,
+    private readonly options: DrainerOptions,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  start(): void {
+    this.wake();
+  }
+
+  /** Called after new crashes were spooled: look for work now rather than at the next timer. */
+  wake(): void {
+    if (this.stopped || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  get uploading(): number {
+    return this.inflight.size;
+  }
+
+  /** True while storage-wide failures have paused draining. */
+  get storageDown(): boolean {
+    return this.storageFailures > 0;
+  }
+
+  /**
+   * Resolves true once no pending crash is left (dead-letter crashes are not drainable), or false
+   * when `deadline` (ms since epoch) passes first.
+   */
+  untilEmpty(deadline: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timeout = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.emptyWaiters.push(() => {
+        clearTimeout(timeout);
+        resolve(true);
+      });
+      this.wake();
+    });
+  }
+
+  /**
+   * Stops starting uploads. Uploads in flight are abandoned, not awaited: their crashes stay in the
+   * spool and are uploaded again on the next start.
+   */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private pump(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    const now = Date.now();
+    if (now < this.pausedUntil) {
+      this.schedule(this.pausedUntil);
+      return;
+    }
+    const slots = (this.storageFailures > 0 ? 1 : this.options.concurrency) - this.inflight.size;
+    if (slots > 0) {
+      let due: SpooledCrash[];
+      try {
+        due = this.spool.due(now, slots, new Set(this.inflight.keys()));
+      } catch (error) {
+        this.logger.error({ err: error }, 'reading the spool failed; retrying');
+        this.pauseForStorageFailure();
+        return;
+      }
+      for (const crash of due) this.inflight.set(crash.seq, this.upload(crash));
+    }
+    if (this.inflight.size > 0) return;
+
+    const nextDueAt = this.spool.nextDueAt();
+    if (nextDueAt === undefined) {
+      const waiters = this.emptyWaiters;
+      this.emptyWaiters = [];
+      for (const notify of waiters) notify();
+    } else {
+      this.schedule(Math.max(nextDueAt, now + 10));
+    }
+  }
+
+  private schedule(at: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()));
+  }
+
+  private pauseForStorageFailure(): number {
+    this.storageFailures += 1;
+    const delay = backoffDelay(this.options.retry, this.storageFailures);
+    this.pausedUntil = Date.now() + delay;
+    this.schedule(this.pausedUntil);
+    return delay;
+  }
+
+  private async upload(crash: SpooledCrash): Promise<void> {
+    const started = performance.now();
+    try {
+      await uploadCrash(this.storage, crash, this.spool.dumps(crash.seq));
+      if (this.stopped) return;
+      this.spool.remove(crash.seq);
+      this.storageFailures = 0;
+      this.uploaded += 1;
+      this.lastSuccessAt = Date.now();
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.uploads.inc({ outcome: 'ok' });
+      this.metrics.uploadSeconds.observe(seconds);
+      this.logger.info(
+        { crash_id: crash.crashId, bytes: crash.bytes, ms: Math.round(seconds * 1000), attempts: crash.attempts + 1 },
+        'crash uploaded',
+      );
+    } catch (error) {
+      if (!this.stopped) this.recordFailure(crash, error);
+    } finally {
+      this.inflight.delete(crash.seq);
+      this.wake();
+    }
+  }
+
+  private recordFailure(crash: SpooledCrash, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const scope = error instanceof StorageError ? error.scope : 'storage';
+    if (scope === 'storage') {
+      this.metrics.uploads.inc({ outcome: 'storage_error' });
+      const delay = this.pauseForStorageFailure();
+      this.logger.warn({ crash_id: crash.crashId, error: message, retry_in_ms: delay }, 'storage unavailable; draining paused');
+      return;
+    }
+    this.metrics.uploads.inc({ outcome: 'crash_error' });
+    const attempts = crash.attempts + 1;
+    const dead = attempts >= this.options.maxAttempts;
+    const delay = backoffDelay(this.options.retry, attempts);
+    try {
+      this.spool.recordFailure(crash.seq, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
+    } catch (spoolError) {
+      this.logger.error({ crash_id: crash.crashId, err: spoolError }, 'recording an upload failure failed');
+      this.pauseForStorageFailure();
+      return;
+    }
+    if (dead) {
+      this.metrics.deadLettered.inc();
+      this.logger.error({ crash_id: crash.crashId, attempts, error: message }, 'crash dead-lettered; kept in the spool');
+    } else {
+      this.logger.warn({ crash_id: crash.crashId, attempts, error: message, retry_in_ms: delay }, 'crash upload failed');
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The embedded default backend: the S3 key layout as files under a directory, so the collector
+ * runs with no cloud account. Each object is written to a temporary file, fsynced and renamed, so
+ * a reader never sees a partial object and a confirmed object survives power loss.
+ */
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { StorageError, type CrashStorage } from './storage.js';
+
+/** Errors that concern one object only; everything else means the directory is unusable for now. */
+const PER_OBJECT_CODES = new Set(['ENAMETOOLONG', 'EFBIG']);
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export class FileStorage implements CrashStorage {
+  readonly description: string;
+  private readonly root: string;
+
+  constructor(dir: string) {
+    this.root = resolve(dir);
+    this.description = `file://${this.root}`;
+  }
+
+  async put(key: string, body: Buffer): Promise<void> {
+    const target = join(this.root, key);
+    const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      const handle = await open(temporary, 'w');
+      try {
+        await handle.writeFile(body);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temporary, target);
+      await fsyncDir(dirname(target));
+    } catch (error) {
+      await rm(temporary, { force: true }).catch(() => undefined);
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      throw new StorageError(`writing ${target}: ${(error as Error).message}`, PER_OBJECT_CODES.has(code) ? 'crash' : 'storage', {
+        cause: error,
+      });
+    }
+  }
+
+  async checkReachable(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await fsyncDir(this.root);
+    } catch (error) {
+      throw new StorageError(`storage directory ${this.root}: ${(error as Error).message}`, 'storage', { cause: error });
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Prometheus instruments, all on one registry that `/metrics` serves. Every crash dropped on
+ * purpose is counted here (I6).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'crashspool_process_' });
+  const registers = [registry];
+  return {
+    registry,
+    received: new Counter({ name: 'crashspool_crashes_received_total', help: 'Crash reports received on /submit.', registers }),
+    accepted: new Counter({
+      name: 'crashspool_crashes_accepted_total',
+      help: 'Crash reports spooled and acknowledged with a crash ID.',
+      labelNames: ['client'] as const,
+      registers,
+    }),
+    rejected: new Counter({
+      name: 'crashspool_crashes_rejected_total',
+      help: 'Crash reports refused, by reason (malformed_*, too_large_*, spool_full, shutting_down, ...).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    bytesReceived: new Counter({
+      name: 'crashspool_received_bytes_total',
+      help: 'Bytes of accepted report bodies as sent (before gunzip).',
+      registers,
+    }),
+    ackSeconds: new Histogram({
+      name: 'crashspool_ack_seconds',
+      help: 'Time from request start to the acknowledgement of an accepted crash.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    uploads: new Counter({
+      name: 'crashspool_upload_attempts_total',
+      help: 'Crash upload attempts by outcome: ok, crash_error (counts toward dead-letter), storage_error (outage, retried).',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    uploadSeconds: new Histogram({
+      name: 'crashspool_upload_seconds',
+      help: 'Time to upload every object of one crash.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    deadLettered: new Counter({
+      name: 'crashspool_dead_lettered_total',
+      help: 'Crashes moved to the dead-letter state (kept in the spool for an operator).',
+      registers,
+    }),
+    spoolCrashes: new Gauge({
+      name: 'crashspool_spool_crashes',
+      help: 'Crashes in the spool by state.',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    spoolBytes: new Gauge({ name: 'crashspool_spool_bytes', help: 'Bytes of crashes in the spool.', registers }),
+    spoolOldestAgeSeconds: new Gauge({
+      name: 'crashspool_spool_oldest_age_seconds',
+      help: 'Age of the oldest crash in the spool (0 when empty).',
+      registers,
+    }),
+    shutdownDrain: new Counter({
+      name: 'crashspool_shutdown_drain_crashes_total',
+      help: 'At shutdown: crashes uploaded during it (uploaded) and left for the next start (left).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,282 @@
+/**
+ * The SQLite spool: every acknowledged crash lives here until storage confirmed all of its objects.
+ *
+ * Invariants kept in this module:
+ * - I1 ack ⇒ durable: `SpoolWriter.append` resolves only after the transaction holding the crash
+ *   (raw crash and every dump) has committed. With durability `full` the WAL is fsynced at commit
+ *   (`synchronous=FULL`), so the crash survives power loss; with `normal` it survives kill -9.
+ * - I2 delete ⇒ uploaded: `remove` is only called by the drainer after every object was confirmed.
+ * - Nothing is stored half-way: a crash and its dumps go in one transaction.
+ *
+ * Each user (HTTP writer, drainer, spool-inspect) opens its own connection. better-sqlite3 is
+ * synchronous: every call here blocks the calling thread for its duration.
+ */
+import Database from 'better-sqlite3';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Crash, Dump } from './crash.js';
+import { crashBytes } from './crash.js';
+
+export const SPOOL_FILE = 'spool.db';
+export const SCHEMA_VERSION = 1;
+
+export type Durability = 'full' | 'normal';
+export type CrashState = 'pending' | 'dead';
+
+export class SpoolError extends Error {}
+
+/** One spooled crash without its dump bytes. */
+export interface SpooledCrash {
+  seq: number;
+  crashId: string;
+  receivedAt: number;
+  /** The raw crash exactly as spooled; uploaded verbatim. */
+  rawCrashJson: string;
+  dumpNames: string[];
+  bytes: number;
+  state: CrashState;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+}
+
+interface CrashRow {
+  seq: number;
+  crash_id: string;
+  received_at: number;
+  raw_crash: string;
+  dump_names: string;
+  bytes: number;
+  state: CrashState;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+}
+
+const SCHEMA = `
+  CREATE TABLE crashes (
+    seq INTEGER PRIMARY KEY,
+    crash_id TEXT NOT NULL UNIQUE,
+    received_at INTEGER NOT NULL,
+    raw_crash TEXT NOT NULL,
+    dump_names TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+  );
+  CREATE INDEX crashes_by_state ON crashes (state, seq);
+  CREATE INDEX crashes_by_due ON crashes (state, next_attempt_at);
+  CREATE TABLE dumps (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL
+  );
+  CREATE INDEX dumps_by_crash ON dumps (seq);
+`;
+
+function toSpooled(row: CrashRow): SpooledCrash {
+  return {
+    seq: row.seq,
+    crashId: row.crash_id,
+    receivedAt: row.received_at,
+    rawCrashJson: row.raw_crash,
+    dumpNames: JSON.parse(row.dump_names) as string[],
+    bytes: row.bytes,
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+  };
+}
+
+export interface OpenOptions {
+  durability: Durability;
+  /** Create the directory and database when missing (the collector); inspection tools pass false. */
+  create: boolean;
+  readonly?: boolean;
+}
+
+/** Opens (and on first use creates) the spool database with the pragmas every connection needs. */
+export function openSpoolDatabase(dir: string, options: OpenOptions): Database.Database {
+  const file = join(dir, SPOOL_FILE);
+  const isNew = !existsSync(file);
+  if (isNew && !options.create) throw new SpoolError(`no spool at ${file}`);
+  if (isNew) mkdirSync(dir, { recursive: true });
+
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
+    db.pragma('busy_timeout = 5000');
+    if (isNew) db.pragma('page_size = 65536');
+    if (!options.readonly) db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version === 0 && !options.readonly) {
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+    } else if (version !== SCHEMA_VERSION) {
+      db.close();
+      throw new SpoolError(
+        `spool ${file} has schema version ${version}; this collector reads version ${SCHEMA_VERSION}. ` +
+          'Drain it with the collector version that wrote it, or move it aside.',
+      );
+    }
+  } catch (error) {
+    if (error instanceof SpoolError) throw error;
+    throw new SpoolError(
+      `cannot open spool ${file}: ${(error as Error).message}. If the file is damaged, move ${dir} aside ` +
+        '(keep it for recovery with scripts/spool-inspect) and start with an empty spool directory.',
+    );
+  }
+  return db;
+}
+
+/** Verifies the spool's structure; returns SQLite's findings, or ['ok']. */
+export function checkIntegrity(db: Database.Database): string[] {
+  const rows = db.pragma('quick_check') as { quick_check: string }[];
+  return rows.map((row) => row.quick_check);
+}
+
+interface PendingAppend {
+  crash: Crash;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * The ingest side. Appends are grouped: every crash that arrives while the event loop is busy
+ * shares one transaction (group commit), and each caller's promise resolves only after that
+ * transaction has committed.
+ */
+export class SpoolWriter {
+  private readonly insertCrash: Database.Statement;
+  private readonly insertDump: Database.Statement;
+  private queue: PendingAppend[] = [];
+  private flushScheduled = false;
+
+  constructor(private readonly db: Database.Database) {
+    this.insertCrash = db.prepare(
+      'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
+  }
+
+  append(crash: Crash): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ crash, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    this.flushScheduled = false;
+    try {
+      this.db.transaction(() => {
+        for (const { crash } of batch) {
+          const rawCrashJson = JSON.stringify(crash.rawCrash);
+          const dumpNames = JSON.stringify(crash.dumps.map((dump) => dump.name));
+          const result = this.insertCrash.run(
+            crash.crashId,
+            crash.receivedAt,
+            rawCrashJson,
+            dumpNames,
+            crashBytes(crash, rawCrashJson),
+          );
+          for (const dump of crash.dumps) this.insertDump.run(result.lastInsertRowid, dump.name, dump.data);
+        }
+      })();
+    } catch (error) {
+      for (const pending of batch) pending.reject(error as Error);
+      return;
+    }
+    for (const pending of batch) pending.resolve();
+  }
+}
+
+export interface SpoolStats {
+  pending: number;
+  dead: number;
+  bytes: number;
+  oldestReceivedAt: number | null;
+}
+
+/** Reads and updates spooled crashes: the drainer's and the operator's view. */
+export class SpoolReader {
+  private readonly dueStatement: Database.Statement;
+  private readonly dumpsStatement: Database.Statement;
+  private readonly deleteCrash: Database.Statement;
+  private readonly deleteDumps: Database.Statement;
+  private readonly failureStatement: Database.Statement;
+
+  constructor(readonly db: Database.Database) {
+    this.dueStatement = db.prepare(
+      `SELECT * FROM crashes WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
+    );
+    this.dumpsStatement = db.prepare('SELECT name, data FROM dumps WHERE seq = ? ORDER BY id');
+    this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ?');
+    this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
+    this.failureStatement = db.prepare(
+      'UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?',
+    );
+  }
+
+  /**
+   * Up to `limit` pending crashes due by `now`, oldest first, skipping those in `exclude` (being
+   * uploaded). Reads only the rows it returns, so it costs the same with 10 or 100k crashes spooled.
+   */
+  due(now: number, limit: number, exclude: ReadonlySet<number>): SpooledCrash[] {
+    const rows = this.dueStatement.all(now, limit + exclude.size) as CrashRow[];
+    return rows.filter((row) => !exclude.has(row.seq)).slice(0, limit).map(toSpooled);
+  }
+
+  /** The earliest time a pending crash becomes due, or undefined when none is pending. */
+  nextDueAt(): number | undefined {
+    const row = this.db
+      .prepare(`SELECT MIN(next_attempt_at) AS at FROM crashes WHERE state = 'pending'`)
+      .get() as { at: number | null };
+    return row.at ?? undefined;
+  }
+
+  dumps(seq: number): Dump[] {
+    return this.dumpsStatement.all(seq) as Dump[];
+  }
+
+  /** I2: only for a crash whose every object storage has confirmed. */
+  remove(seq: number): void {
+    this.db.transaction(() => {
+      this.deleteDumps.run(seq);
+      this.deleteCrash.run(seq);
+    })();
+  }
+
+  recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): void {
+    this.failureStatement.run(failure.attempts, failure.nextAttemptAt, failure.error, failure.dead ? 'dead' : 'pending', seq);
+  }
+
+  stats(): SpoolStats {
+    const row = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead,
+                COALESCE(SUM(bytes), 0) AS bytes, MIN(received_at) AS oldest FROM crashes`,
+      )
+      .get() as { pending: number; dead: number; bytes: number; oldest: number | null };
+    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestReceivedAt: row.oldest };
+  }
+}
+
+/** Checkpoints the WAL into the main file and closes; the next open then starts from a clean file. */
+export function closeSpoolDatabase(db: Database.Database): void {
+  if (!db.open) return;
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+  }
+}

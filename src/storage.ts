@@ -1,0 +1,31 @@
+/**
+ * Where crashes go after the spool. Backends implement two methods; the drainer decides what a
+ * failure means from its scope:
+ * - `crash`: only this crash can never succeed (e.g. an object rejected as too large); counts
+ *   toward the dead-letter limit.
+ * - `storage`: the whole backend is unavailable (endpoint down, bad credentials, missing bucket);
+ *   never dead-letters anything, the drainer waits and retries.
+ */
+export type FailureScope = 'crash' | 'storage';
+
+export class StorageError extends Error {
+  constructor(
+    message: string,
+    readonly scope: FailureScope,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export interface CrashStorage {
+  /** Human-readable target for logs, e.g. `s3://bucket/prefix`. */
+  readonly description: string;
+  /**
+   * Stores `body` under `key` (a layout key such as `v1/dump/<id>`), overwriting any object there.
+   * Resolves only once the backend has confirmed the object is stored. Throws StorageError.
+   */
+  put(key: string, body: Buffer, contentType: string): Promise<void>;
+  /** A cheap real request that fails with StorageError when the backend is unreachable. */
+  checkReachable(): Promise<void>;
+}

@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { parseReport, ReportRejected, type ReportLimits } from '../../src/report-parser.js';
+import { makeReport, multipart } from '../helpers/multipart.js';
+
+const limits: ReportLimits = {
+  maxBodyBytes: 1024 * 1024,
+  maxDecompressedBytes: 2 * 1024 * 1024,
+  maxParts: 10,
+  maxAnnotations: 5,
+  maxAnnotationBytes: 1024,
+  maxDumpBytes: 64 * 1024,
+  maxTotalDumpBytes: 100 * 1024,
+};
+const dump = Buffer.concat([Buffer.from('MDMP'), Buffer.alloc(5000, 1)]);
+
+function parse(body: Buffer, headers: Record<string, string>, chunkSize = 1000) {
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < body.length; at += chunkSize) chunks.push(body.subarray(at, at + chunkSize));
+  return parseReport(Readable.from(chunks), headers, limits);
+}
+
+async function rejected(promise: Promise<unknown>): Promise<ReportRejected> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ReportRejected, `expected ReportRejected, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected a rejection');
+}
+
+test('Breakpad multipart: annotations and the dump, bytes intact', async () => {
+  const report = makeReport('breakpad', dump);
+  const parsed = await parse(report.body, { 'content-type': report.contentType });
+  assert.deepEqual(parsed.annotations, report.annotations);
+  assert.equal(parsed.dumps.length, 1);
+  assert.equal(parsed.dumps[0]!.name, 'upload_file_minidump');
+  assert.ok(parsed.dumps[0]!.data.equals(dump));
+  assert.equal(parsed.payload, 'multipart');
+  assert.equal(parsed.compressed, false);
+  assert.equal(parsed.payloadSize, report.body.length);
+});
+
+test('Crashpad: the whole body gzipped', async () => {
+  const report = makeReport('crashpad', dump);
+  const parsed = await parse(report.body, { 'content-type': report.contentType, 'content-encoding': 'gzip' });
+  assert.equal(parsed.compressed, true);
+  assert.equal(parsed.payloadSize, report.body.length);
+  assert.ok(parsed.dumps[0]!.data.equals(dump));
+});
+
+test('Mozilla: JSON extra and two dumps', async () => {
+  const report = makeReport('mozilla', dump, Buffer.from('MDMPsecond'));
+  const parsed = await parse(report.body, { 'content-type': report.contentType });
+  assert.equal(parsed.payload, 'json');
+  assert.deepEqual(parsed.annotations, report.annotations);
+  assert.deepEqual(parsed.dumps.map((d) => d.name).sort(), ['upload_file_minidump', 'upload_file_minidump_browser']);
+});
+
+const form = multipart([{ name: 'prod', value: 'x' }]);
+const cases: [string, () => Promise<unknown>, number, string][] = [
+  [
+    'no content type',
+    () => parse(form.body, {}), 400, 'Discarded=malformed_no_content_type'],
+  [
+    'wrong content type',
+    () => parse(form.body, { 'content-type': 'application/json' }), 400, 'Discarded=malformed_wrong_content_type'],
+  [
+    'no boundary',
+    () => parse(form.body, { 'content-type': 'multipart/form-data' }), 400, 'Discarded=malformed_no_boundary'],
+  [
+    'unsupported encoding',
+    () => parse(form.body, { 'content-type': form.contentType, 'content-encoding': 'br' }),
+    400,
+    'Discarded=malformed_unsupported_content_encoding',
+  ],
+  [
+    'bad gzip',
+    () => parse(form.body, { 'content-type': form.contentType, 'content-encoding': 'gzip' }), 400, 'Discarded=malformed_bad_gzip'],
+  [
+    'truncated body',
+    () => parse(form.body.subarray(0, form.body.length - 10), { 'content-type': form.contentType }),
+    400,
+    'Discarded=malformed_invalid_payload_structure',
+  ],
+  [
+    'no annotations',
+    () => parse(multipart([{ name: 'upload_file_minidump', filename: 'a.dmp', data: dump }]).body, {
+      'content-type': form.contentType.replace(/boundary=.*/, 'boundary=x'),
+    }),
+    400,
+    'Discarded=malformed_invalid_payload_structure',
+  ],
+];
+
+for (const [name, promise, status, body] of cases) {
+  test(`rejects: ${name}`, async () => {
+    const error = await rejected(promise());
+    assert.equal(error.status, status);
+    assert.equal(error.body, body);
+  });
+}
+
+test('a report with dumps but no annotations is malformed_no_annotations', async () => {
+  const body = multipart([{ name: 'upload_file_minidump', filename: 'a.dmp', data: dump }]);
+  const error = await rejected(parse(body.body, { 'content-type': body.contentType }));
+  assert.equal(error.body, 'Discarded=malformed_no_annotations');
+});
+
+test('reserved and unusable dump names are refused', async () => {
+  for (const name of ['raw_crash', '...']) {
+    const body = multipart([{ name: 'prod', value: 'x' }, { name, filename: 'a.dmp', data: dump }]);
+    const error = await rejected(parse(body.body, { 'content-type': body.contentType }));
+    assert.equal(error.body, 'Discarded=malformed_invalid_dump_name');
+  }
+});
+
+test('invalid JSON extra: unparsable, not an object, too deep', async () => {
+  const deep = '['.repeat(100) + ']'.repeat(100);
+  for (const [text, reason] of [
+    ['{nope', 'invalid_json'],
+    ['[1,2]', 'invalid_json_value'],
+    [`{"a":${deep}}`, 'invalid_json_nesting'],
+  ] as const) {
+    const body = multipart([{ name: 'extra', filename: 'extra.json', data: Buffer.from(text), contentType: 'application/json' }]);
+    const error = await rejected(parse(body.body, { 'content-type': body.contentType }));
+    assert.equal(error.body, `Discarded=malformed_${reason}`, text.slice(0, 20));
+  }
+});
+
+test('limits answer 413 the moment they are crossed', async () => {
+  const big = Buffer.alloc(limits.maxDumpBytes + 1, 2);
+  const tooBigDump = multipart([{ name: 'prod', value: 'x' }, { name: 'upload_file_minidump', filename: 'a', data: big }]);
+  assert.equal((await rejected(parse(tooBigDump.body, { 'content-type': tooBigDump.contentType }))).body, 'Discarded=too_large_dump');
+
+  const manyFields = multipart(Array.from({ length: 6 }, (_, i) => ({ name: `k${i}`, value: 'v' })));
+  assert.equal((await rejected(parse(manyFields.body, { 'content-type': manyFields.contentType }))).body, 'Discarded=too_large_annotations');
+
+  const longValue = multipart([{ name: 'k', value: 'v'.repeat(limits.maxAnnotationBytes + 1) }]);
+  assert.equal((await rejected(parse(longValue.body, { 'content-type': longValue.contentType }))).body, 'Discarded=too_large_annotation_value');
+
+  const bomb = gzipSync(multipart([{ name: 'k', value: 'v' }, { name: 'd', filename: 'd', data: Buffer.alloc(3 * 1024 * 1024) }]).body);
+  const bombType = multipart([]).contentType;
+  const bombError = await rejected(parse(bomb, { 'content-type': bombType, 'content-encoding': 'gzip' }));
+  assert.equal(bombError.status, 413);
+
+  const declared = await rejected(parse(form.body, { 'content-type': form.contentType, 'content-length': String(limits.maxBodyBytes + 1) }));
+  assert.equal(declared.body, 'Discarded=too_large_body');
+
+  const total = multipart([
+    { name: 'prod', value: 'x' },
+    { name: 'a', filename: 'a', data: Buffer.alloc(60 * 1024) },
+    { name: 'b', filename: 'b', data: Buffer.alloc(60 * 1024) },
+  ]);
+  assert.equal((await rejected(parse(total.body, { 'content-type': total.contentType }))).body, 'Discarded=too_large_total_dumps');
+});
