@@ -1,48 +1,36 @@
 /**
  * Entry point: `node dist/main.js`. Runs as one process with no wrapper so SIGTERM/SIGINT from
  * systemd or Kubernetes reach it directly. Exit codes: 0 after a graceful shutdown, 1 on a fatal
- * error or a second signal, 2 on invalid configuration or a spool that cannot be used.
+ * error or a second signal, 2 when it cannot start (invalid configuration, unusable or locked
+ * spool, port in use).
  */
-import { startCollector } from './collector.js';
+import { startCollector, type RunningCollector } from './collector.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { SpoolError } from './spool.js';
 import { SpoolLocked } from './spool-lock.js';
+
+function cannotStart(message: string): never {
+  process.stderr.write(`crashspool: ${message}\n`);
+  process.exit(2);
+}
 
 async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`crashspool: ${error.message}\n`);
-      process.exit(2);
-    }
+    if (error instanceof ConfigError) cannotStart(error.message);
     throw error;
   }
   const logger = createLogger(config.logLevel);
 
-  let collector;
-  try {
-    collector = await startCollector(config, logger);
-  } catch (error) {
-    if (error instanceof SpoolLocked || error instanceof SpoolError) {
-      logger.fatal(error.message);
-      process.stderr.write(`crashspool: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) {
-      // Everything acknowledged is already committed; the spool keeps what was not uploaded.
-      logger.warn({ signal }, 'second signal: exiting now; the spool keeps what was not uploaded');
-      process.exit(1);
-    }
-    collector.shutdown(signal).then(
+  // Installed before start-up, so a signal that arrives while starting is not fatal: the
+  // shutdown then runs as soon as the collector is up.
+  let collector: RunningCollector | undefined;
+  let firstSignal: NodeJS.Signals | undefined;
+  const shutdown = (signal: NodeJS.Signals) => {
+    collector!.shutdown(signal).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.fatal({ err: error }, 'shutdown failed');
@@ -50,8 +38,29 @@ async function main(): Promise<void> {
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (firstSignal) {
+      // Everything acknowledged is already committed; the spool keeps what was not uploaded.
+      logger.warn({ signal }, 'second signal: exiting now; the spool keeps what was not uploaded');
+      process.exit(1);
+    }
+    firstSignal = signal;
+    if (collector) shutdown(signal);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+
+  try {
+    collector = await startCollector(config, logger);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof SpoolLocked || error instanceof SpoolError) cannotStart(error.message);
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      cannotStart(`cannot listen on ${config.host}:${config.port} (${code}); set PORT or HOST`);
+    }
+    throw error;
+  }
+  if (firstSignal) shutdown(firstSignal);
 }
 
 process.on('uncaughtException', (error) => {
