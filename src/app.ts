@@ -10,6 +10,7 @@ import type { Metrics } from './metrics.js';
 import { buildCrash, clientKind } from './raw-crash.js';
 import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
 import type { SpoolWriter } from './spool.js';
+import { Overloaded, type MemoryBudget, type Reservation } from './memory-budget.js';
 import { spoolFailureReason } from './spool-errors.js';
 import type { VersionInfo } from './version.js';
 
@@ -30,6 +31,26 @@ export interface AppDeps {
   metrics: Metrics;
   version: VersionInfo;
   heartbeat: () => Promise<{ healthy: boolean; checks: Record<string, unknown> }>;
+  /** Bounds the report bytes all requests in flight hold (admission control). */
+  memory: MemoryBudget;
+  /** Brings the spool gauges up to date before a scrape. */
+  refreshGauges: () => void;
+  /** False when `/metrics` is served on its own port (METRICS_PORT). */
+  serveMetrics: boolean;
+}
+
+/** `/metrics` in Prometheus text format, for the public app or a separate metrics port. */
+export function metricsRoute(metrics: Metrics, refreshGauges: () => void) {
+  return async () => {
+    refreshGauges();
+    return new Response(await metrics.registry.metrics(), { headers: { 'Content-Type': metrics.registry.contentType } });
+  };
+}
+
+export function createMetricsApp(metrics: Metrics, refreshGauges: () => void) {
+  const app = new Hono();
+  app.get('/metrics', metricsRoute(metrics, refreshGauges));
+  return app;
 }
 
 const RETRY_AFTER_SECONDS = '30';
@@ -45,17 +66,16 @@ export function createApp(deps: AppDeps) {
     return new Response(body, { status, headers: { 'Content-Type': 'text/plain', ...headers } });
   };
 
-  app.post('/submit', async (c) => {
-    const started = performance.now();
-    metrics.received.inc();
-    if (!deps.state.accepting) return refuse('shutting_down', 503, 'Discarded=shutting_down\n');
-
-    const incoming = c.env.incoming;
-    const userAgent = incoming.headers['user-agent'] ?? '';
+  /** Parse → crash → spool commit → ack. Nothing is acknowledged before the commit (I1). */
+  const accept = async (url: string, incoming: HttpBindings['incoming'], userAgent: string, memory: Reservation, started: number) => {
     let report;
     try {
-      report = await parseReport(incoming, incoming.headers, config);
+      report = await parseReport(incoming, incoming.headers, config, memory);
     } catch (error) {
+      if (error instanceof Overloaded) {
+        logger.warn({ in_flight_bytes: deps.memory.inUse, user_agent: userAgent }, 'in-flight memory budget spent; crash refused');
+        return refuse('overloaded', 503, 'Discarded=overloaded\n');
+      }
       if (error instanceof ReportRejected) {
         logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
         return refuse(error.body.replace('Discarded=', ''), error.status, `${error.body}\n`);
@@ -63,7 +83,7 @@ export function createApp(deps: AppDeps) {
       if (error instanceof ClientGone) {
         metrics.rejected.inc({ reason: 'client_gone' });
         logger.info({ user_agent: userAgent }, 'client disconnected mid-upload; nothing stored');
-        return c.body(null, 400);
+        return new Response(null, { status: 400 });
       }
       throw error;
     }
@@ -72,7 +92,7 @@ export function createApp(deps: AppDeps) {
       report,
       receivedAt: new Date(),
       userAgent,
-      query: Object.fromEntries(new URL(c.req.url).searchParams),
+      query: Object.fromEntries(new URL(url).searchParams),
       removeKeys: config.removeAnnotations,
     });
     try {
@@ -99,8 +119,23 @@ export function createApp(deps: AppDeps) {
       },
       'crash accepted',
     );
-    return c.text(`CrashID=bp-${crash.crashId}\n`);
+    return new Response(`CrashID=bp-${crash.crashId}\n`, { headers: { 'Content-Type': 'text/plain' } });
+  };
+  app.post('/submit', async (c) => {
+    const started = performance.now();
+    metrics.received.inc();
+    if (!deps.state.accepting) return refuse('shutting_down', 503, 'Discarded=shutting_down\n');
+
+    const incoming = c.env.incoming;
+    const userAgent = incoming.headers['user-agent'] ?? '';
+    const memory = deps.memory.open();
+    try {
+      return await accept(c.req.url, incoming, userAgent, memory, started);
+    } finally {
+      memory.close();
+    }
   });
+
   app.all('/submit', () => new Response('Method Not Allowed\n', { status: 405, headers: { Allow: 'POST' } }));
 
   app.get('/__lbheartbeat__', (c) =>
@@ -111,10 +146,7 @@ export function createApp(deps: AppDeps) {
     return c.json(checks, healthy ? 200 : 503);
   });
   app.get('/__version__', (c) => c.json(deps.version));
-  app.get('/metrics', async (c) => {
-    const text = await metrics.registry.metrics();
-    return c.text(text, 200, { 'Content-Type': metrics.registry.contentType });
-  });
+  if (deps.serveMetrics) app.get('/metrics', metricsRoute(metrics, deps.refreshGauges));
 
   app.onError((error, c) => {
     logger.error({ err: error, path: c.req.path }, 'unhandled error in request');

@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createApp } from './app.js';
+import { createApp, createMetricsApp } from './app.js';
 import type { Config } from './config.js';
 import { Drainer } from './drainer.js';
 import { FileStorage } from './file-storage.js';
@@ -25,8 +25,10 @@ import {
   SPOOL_FILE,
   SpoolError,
   SpoolReader,
+  SpoolUsage,
   SpoolWriter,
 } from './spool.js';
+import { MemoryBudget } from './memory-budget.js';
 import { lockSpool } from './spool-lock.js';
 import type { CrashStorage } from './storage.js';
 import { readVersionInfo } from './version.js';
@@ -66,9 +68,11 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const lock = lockSpool(config.spoolDir);
   const writerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
   const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
-  const writer = new SpoolWriter(writerDb);
-  const reader = new SpoolReader(drainerDb);
-  checkSpoolAtStart(config, reader, logger);
+  const probe = new SpoolReader(drainerDb);
+  checkSpoolAtStart(config, probe, logger);
+  const usage = new SpoolUsage(probe.stats().bytes, config.spoolMaxBytes);
+  const writer = new SpoolWriter(writerDb, usage);
+  const reader = new SpoolReader(drainerDb, usage);
 
   const storage = createStorage(config);
   const metrics = createMetrics();
@@ -84,7 +88,27 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     metrics,
   );
   const state = { routable: true, accepting: true };
-  const heartbeat = createHeartbeat(reader, storage, drainer, { storageCheckCacheMs: 5000 });
+  const heartbeat = createHeartbeat({
+    spool: reader,
+    storage,
+    drainer,
+    startedAt: Date.now(),
+    options: {
+      storageCheckCacheMs: 5000,
+      maxPending: config.healthMaxPending,
+      maxAgeSeconds: config.healthMaxAgeSeconds,
+      drainStallSeconds: config.healthDrainStallSeconds,
+    },
+  });
+  const memory = new MemoryBudget(config.inflightMaxBytes);
+  const refreshGauges = () => {
+    const stats = reader.stats();
+    metrics.spoolCrashes.set({ state: 'pending' }, stats.pending);
+    metrics.spoolCrashes.set({ state: 'dead' }, stats.dead);
+    metrics.spoolBytes.set(stats.bytes);
+    metrics.spoolOldestAgeSeconds.set(stats.oldestPendingAt === null ? 0 : (Date.now() - stats.oldestPendingAt) / 1000);
+    metrics.inflightBytes.set(memory.inUse);
+  };
   const app = createApp({
     config,
     spool: writer,
@@ -94,25 +118,34 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     metrics,
     version: readVersionInfo(),
     heartbeat,
+    memory,
+    refreshGauges,
+    serveMetrics: config.metricsPort === undefined,
   });
 
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  server.headersTimeout = 15_000;
-  server.requestTimeout = 120_000;
-  server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: {
+      headersTimeout: config.headersTimeoutSeconds * 1000,
+      requestTimeout: config.requestTimeoutSeconds * 1000,
+      keepAliveTimeout: 5_000,
+      // How often Node checks the two timeouts above (default 30 s would let slowloris linger).
+      connectionsCheckingInterval: 1_000,
+    },
+  }) as Server;
+  // A connection idle this long (a stalled upload) is destroyed, freeing what its request held.
+  server.timeout = config.idleTimeoutSeconds * 1000;
+  await listen(server, config.port, config.host);
+  const metricsServer =
+    config.metricsPort === undefined ? undefined : (createAdaptorServer({ fetch: createMetricsApp(metrics, refreshGauges).fetch }) as Server);
+  if (metricsServer) await listen(metricsServer, config.metricsPort!, config.host);
   const address = server.address() as AddressInfo;
   const startStats = reader.stats();
   logger.info(
     {
       host: address.address,
       port: address.port,
+      metrics_port: metricsServer ? (metricsServer.address() as AddressInfo).port : address.port,
       spool: config.spoolDir,
       durability: config.durability,
       storage: storage.description,
@@ -154,6 +187,8 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       const uploaded = drainer.uploaded - uploadedBefore;
       metrics.shutdownDrain.inc({ result: 'uploaded' }, uploaded);
       metrics.shutdownDrain.inc({ result: 'left' }, left.pending);
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       closeSpoolDatabase(writerDb);
       closeSpoolDatabase(drainerDb);
       lock.release();
@@ -167,6 +202,16 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   };
 
   return { address, shutdown };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function sleep(ms: number): Promise<void> {

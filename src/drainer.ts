@@ -143,7 +143,7 @@ export class Drainer {
     try {
       await uploadCrash(this.storage, crash, this.spool.dumps(crash.seq));
       if (this.stopped) return;
-      this.spool.remove(crash.seq);
+      this.spool.remove(crash);
       this.storageFailures = 0;
       this.uploaded += 1;
       this.lastSuccessAt = Date.now();

@@ -1,21 +1,36 @@
 /**
  * `/__heartbeat__`: named checks an operator's monitoring can alert on before crashes are lost.
- * The storage check makes a real request, cached briefly so frequent probes stay cheap.
+ * 200 when all pass, 503 with every check's details otherwise. The storage check makes a real
+ * request, cached briefly so frequent probes stay cheap; the spool check makes a real (tiny)
+ * durable write, so a full disk shows here before the next crash is refused.
  */
 import type { Drainer } from './drainer.js';
-import type { SpoolReader } from './spool.js';
+import type { SpoolReader, SpoolStats } from './spool.js';
 import type { CrashStorage } from './storage.js';
 
 export interface HealthOptions {
   storageCheckCacheMs: number;
+  maxPending: number;
+  maxAgeSeconds: number;
+  drainStallSeconds: number;
 }
 
-interface Check {
+export interface Check {
   ok: boolean;
   [detail: string]: unknown;
 }
 
-export function createHeartbeat(spool: SpoolReader, storage: CrashStorage, drainer: Drainer, options: HealthOptions) {
+export interface HeartbeatDeps {
+  spool: SpoolReader;
+  storage: CrashStorage;
+  drainer: Drainer;
+  startedAt: number;
+  options: HealthOptions;
+}
+
+const ageSeconds = (since: number | null | undefined, now: number) => (since == null ? 0 : Math.round((now - since) / 1000));
+
+export function createHeartbeat({ spool, storage, drainer, startedAt, options }: HeartbeatDeps) {
   let storageCheck: { at: number; result: Promise<Check> } | undefined;
 
   const checkStorage = (): Promise<Check> => {
@@ -32,22 +47,41 @@ export function createHeartbeat(spool: SpoolReader, storage: CrashStorage, drain
     return storageCheck.result;
   };
 
-  return async (): Promise<{ healthy: boolean; checks: Record<string, Check> }> => {
-    const checks: Record<string, Check> = {};
+  const checkWritable = (): Check => {
     try {
-      const stats = spool.stats();
-      checks['spool'] = {
-        ok: true,
-        pending: stats.pending,
-        dead: stats.dead,
-        bytes: stats.bytes,
-        oldest_age_seconds: stats.oldestReceivedAt === null ? 0 : Math.round((Date.now() - stats.oldestReceivedAt) / 1000),
-      };
+      spool.probeWrite();
+      return { ok: true };
     } catch (error) {
-      checks['spool'] = { ok: false, error: (error as Error).message };
+      return { ok: false, error: (error as Error).message, code: (error as { code?: string }).code };
+    }
+  };
+
+  const spoolChecks = (stats: SpoolStats, now: number): Record<string, Check> => {
+    const oldest = ageSeconds(stats.oldestPendingAt, now);
+    const lastUpload = drainer.lastSuccessAt ?? startedAt;
+    const stalled = stats.pending > 0 && now - lastUpload > options.drainStallSeconds * 1000;
+    return {
+      spool_depth: { ok: stats.pending <= options.maxPending, pending: stats.pending, dead: stats.dead, bytes: stats.bytes, max_pending: options.maxPending },
+      spool_age: { ok: oldest <= options.maxAgeSeconds, oldest_pending_age_seconds: oldest, max_age_seconds: options.maxAgeSeconds },
+      drainer: {
+        ok: !stalled && !drainer.storageDown,
+        uploading: drainer.uploading,
+        uploaded: drainer.uploaded,
+        storage_down: drainer.storageDown,
+        seconds_since_last_upload: drainer.lastSuccessAt === undefined ? null : ageSeconds(drainer.lastSuccessAt, now),
+      },
+    };
+  };
+
+  return async (): Promise<{ healthy: boolean; checks: Record<string, Check> }> => {
+    const now = Date.now();
+    const checks: Record<string, Check> = { spool_writable: checkWritable() };
+    try {
+      Object.assign(checks, spoolChecks(spool.stats(), now));
+    } catch (error) {
+      checks['spool_depth'] = { ok: false, error: (error as Error).message };
     }
     checks['storage'] = await checkStorage();
-    checks['drainer'] = { ok: !drainer.storageDown, uploading: drainer.uploading, uploaded: drainer.uploaded };
     return { healthy: Object.values(checks).every((check) => check.ok), checks };
   };
 }

@@ -63,6 +63,11 @@ export function createMetrics() {
       help: 'Age of the oldest crash in the spool (0 when empty).',
       registers,
     }),
+    inflightBytes: new Gauge({
+      name: 'crashspool_inflight_bytes',
+      help: 'Report bytes held in memory by requests in flight (bounded by INFLIGHT_MAX_BYTES).',
+      registers,
+    }),
     shutdownDrain: new Counter({
       name: 'crashspool_shutdown_drain_crashes_total',
       help: 'At shutdown: crashes uploaded during it (uploaded) and left for the next start (left).',

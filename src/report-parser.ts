@@ -10,6 +10,7 @@ import { createGunzip } from 'node:zlib';
 import busboy from 'busboy';
 import type { Annotations, Dump, ParsedReport } from './crash.js';
 import { sanitizeDumpName } from './storage-keys.js';
+import type { Reservation } from './memory-budget.js';
 
 export interface ReportLimits {
   maxBodyBytes: number;
@@ -97,13 +98,15 @@ const isJson = (mimeType: string) => /^application\/json\b/i.test(mimeType);
 
 /**
  * Parses `body` as a crash report. Resolves with the report, or rejects with ReportRejected
- * (answer it) or ClientGone (the connection is gone). Never destroys `body` itself: the caller's
+ * (answer it), Overloaded (the in-flight memory budget is spent: 503) or ClientGone (the
+ * connection is gone). Every byte it buffers is first taken from `memory`. Never destroys `body` itself: the caller's
  * HTTP layer still owns the connection and may answer on it.
  */
 export async function parseReport(
   body: Readable,
   headers: IncomingHttpHeaders,
   limits: ReportLimits,
+  memory?: Reservation,
 ): Promise<ParsedReport> {
   const { gzip } = checkHeaders(headers, limits);
 
@@ -156,6 +159,7 @@ export async function parseReport(
   parser.on('field', (name, value, info) => {
     if (failure) return;
     try {
+      memory?.take(value.length);
       if (info.valueTruncated) throw tooLarge('annotation_value');
       if (info.nameTruncated) throw malformed('annotation_name');
       // busboy treats only parts with a filename as files; a binary part without one would be
@@ -178,6 +182,11 @@ export async function parseReport(
     const done = new Promise<void>((resolve) => {
       stream.on('data', (chunk: Buffer) => {
         if (failure) return;
+        try {
+          memory?.take(chunk.length);
+        } catch (error) {
+          return fail(error as Error);
+        }
         size += chunk.length;
         if (asJson && size > limits.maxAnnotationBytes) return fail(tooLarge('annotation_value'));
         if (!asJson) {

@@ -75,6 +75,7 @@ const SCHEMA = `
     data BLOB NOT NULL
   );
   CREATE INDEX dumps_by_crash ON dumps (seq);
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
 
 function toSpooled(row: CrashRow): SpooledCrash {
@@ -141,8 +142,26 @@ export function checkIntegrity(db: Database.Database): string[] {
 
 interface PendingAppend {
   crash: Crash;
+  rawCrashJson: string;
+  bytes: number;
   resolve: () => void;
   reject: (error: Error) => void;
+}
+
+/** Thrown by `append` when the crash would take the spool past SPOOL_MAX_BYTES. */
+export class SpoolFull extends Error {
+  readonly code = 'SPOOL_FULL';
+}
+
+/**
+ * The bytes of all spooled crashes (and of those being committed), shared by the writer, which
+ * adds, and the drainer, which subtracts. Read from the spool once at start.
+ */
+export class SpoolUsage {
+  constructor(
+    public bytes: number,
+    readonly maxBytes: number,
+  ) {}
 }
 
 /**
@@ -156,16 +175,29 @@ export class SpoolWriter {
   private queue: PendingAppend[] = [];
   private flushScheduled = false;
 
-  constructor(private readonly db: Database.Database) {
+  /** The last commit failure, cleared by the next success: for health checks. */
+  lastFailure: { at: number; error: Error } | undefined;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly usage: SpoolUsage,
+  ) {
     this.insertCrash = db.prepare(
       'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?)',
     );
     this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
   }
 
+  /** Resolves once the crash is committed; rejects with SpoolFull or the SQLite error. */
   append(crash: Crash): Promise<void> {
+    const rawCrashJson = JSON.stringify(crash.rawCrash);
+    const bytes = crashBytes(crash, rawCrashJson);
+    if (this.usage.bytes + bytes > this.usage.maxBytes) {
+      return Promise.reject(new SpoolFull(`spool holds ${this.usage.bytes} bytes; SPOOL_MAX_BYTES is ${this.usage.maxBytes}`));
+    }
+    this.usage.bytes += bytes;
     return new Promise((resolve, reject) => {
-      this.queue.push({ crash, resolve, reject });
+      this.queue.push({ crash, rawCrashJson, bytes, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -179,23 +211,21 @@ export class SpoolWriter {
     this.flushScheduled = false;
     try {
       this.db.transaction(() => {
-        for (const { crash } of batch) {
-          const rawCrashJson = JSON.stringify(crash.rawCrash);
+        for (const { crash, rawCrashJson, bytes } of batch) {
           const dumpNames = JSON.stringify(crash.dumps.map((dump) => dump.name));
-          const result = this.insertCrash.run(
-            crash.crashId,
-            crash.receivedAt,
-            rawCrashJson,
-            dumpNames,
-            crashBytes(crash, rawCrashJson),
-          );
+          const result = this.insertCrash.run(crash.crashId, crash.receivedAt, rawCrashJson, dumpNames, bytes);
           for (const dump of crash.dumps) this.insertDump.run(result.lastInsertRowid, dump.name, dump.data);
         }
       })();
     } catch (error) {
-      for (const pending of batch) pending.reject(error as Error);
+      this.lastFailure = { at: Date.now(), error: error as Error };
+      for (const pending of batch) {
+        this.usage.bytes -= pending.bytes;
+        pending.reject(error as Error);
+      }
       return;
     }
+    this.lastFailure = undefined;
     for (const pending of batch) pending.resolve();
   }
 }
@@ -204,7 +234,8 @@ export interface SpoolStats {
   pending: number;
   dead: number;
   bytes: number;
-  oldestReceivedAt: number | null;
+  /** Receive time (ms) of the oldest pending crash; null when none is pending. */
+  oldestPendingAt: number | null;
 }
 
 /** Reads and updates spooled crashes: the drainer's and the operator's view. */
@@ -215,7 +246,10 @@ export class SpoolReader {
   private readonly deleteDumps: Database.Statement;
   private readonly failureStatement: Database.Statement;
 
-  constructor(readonly db: Database.Database) {
+  constructor(
+    readonly db: Database.Database,
+    private readonly usage?: SpoolUsage,
+  ) {
     this.dueStatement = db.prepare(
       `SELECT * FROM crashes WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
     );
@@ -249,25 +283,33 @@ export class SpoolReader {
   }
 
   /** I2: only for a crash whose every object storage has confirmed. */
-  remove(seq: number): void {
+  remove(crash: Pick<SpooledCrash, 'seq' | 'bytes'>): void {
     this.db.transaction(() => {
-      this.deleteDumps.run(seq);
-      this.deleteCrash.run(seq);
+      this.deleteDumps.run(crash.seq);
+      this.deleteCrash.run(crash.seq);
     })();
+    if (this.usage) this.usage.bytes -= crash.bytes;
   }
 
   recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): void {
     this.failureStatement.run(failure.attempts, failure.nextAttemptAt, failure.error, failure.dead ? 'dead' : 'pending', seq);
   }
 
+  /** A real (tiny, durable) write: proves the spool can still commit, e.g. the disk is not full. */
+  probeWrite(): void {
+    this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`).run(new Date().toISOString());
+  }
+
+  /** Counts over the whole spool: one pass over the crash rows (not the dumps). */
   stats(): SpoolStats {
     const row = this.db
       .prepare(
         `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead,
-                COALESCE(SUM(bytes), 0) AS bytes, MIN(received_at) AS oldest FROM crashes`,
+                COALESCE(SUM(bytes), 0) AS bytes, MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldest
+         FROM crashes`,
       )
       .get() as { pending: number; dead: number; bytes: number; oldest: number | null };
-    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestReceivedAt: row.oldest };
+    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestPendingAt: row.oldest };
   }
 }
 

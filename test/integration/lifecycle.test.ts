@@ -183,9 +183,9 @@ test('while storage is down, upload attempts stay bounded by the backoff and not
     assert.ok(attempts >= 1, 'uploads were attempted');
     assert.ok(attempts <= allowed, `${attempts} attempts in ${elapsed} ms; the backoff allows ${allowed}`);
     assert.equal(metric(text, 'crashspool_dead_lettered_total'), 0, 'an outage never dead-letters');
-    const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool: { pending: number; dead: number } };
-    assert.equal(health.spool.pending, 20);
-    assert.equal(health.spool.dead, 0);
+    const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool_depth: { pending: number; dead: number } };
+    assert.equal(health.spool_depth.pending, 20);
+    assert.equal(health.spool_depth.dead, 0);
   } finally {
     await collector.stop();
   }
@@ -218,8 +218,8 @@ test('a crash S3 rejects permanently is dead-lettered after N attempts; the othe
     const text = await scrape(collector.url);
     assert.equal(metric(text, 'crashspool_dead_lettered_total'), 1);
     assert.equal(metric(text, 'crashspool_upload_attempts_total', { outcome: 'crash_error' }), 3);
-    const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool: { pending: number; dead: number } };
-    assert.deepEqual([health.spool.pending, health.spool.dead], [0, 1], 'kept in the spool, not deleted');
+    const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool_depth: { pending: number; dead: number } };
+    assert.deepEqual([health.spool_depth.pending, health.spool_depth.dead], [0, 1], 'kept in the spool, not deleted');
     assert.equal(await s3.reader.get(`v1/raw_crash/20${deadId.slice(-6)}/${deadId}`), undefined);
   } finally {
     await collector.stop();
