@@ -59,11 +59,14 @@ export function createApp(deps: AppDeps) {
   const { config, logger, metrics } = deps;
   const app = new Hono<{ Bindings: HttpBindings }>();
 
+  // No `Connection: close` on refusals: closing while the client still sends its body makes it see
+  // a reset instead of the answer. @hono/node-server drains the unread rest (bounded in bytes and
+  // time) before the connection is reused or closed.
   const refuse = (reason: string, status: 400 | 413 | 503, body: string) => {
     metrics.rejected.inc({ reason });
-    const headers: Record<string, string> = { Connection: 'close' };
+    const headers: Record<string, string> = { 'Content-Type': 'text/plain' };
     if (status === 503) headers['Retry-After'] = RETRY_AFTER_SECONDS;
-    return new Response(body, { status, headers: { 'Content-Type': 'text/plain', ...headers } });
+    return new Response(body, { status, headers });
   };
 
   /** Parse → crash → spool commit → ack. Nothing is acknowledged before the commit (I1). */

@@ -114,6 +114,8 @@ export async function parseReport(
   let annotationCount = 0;
   let jsonPayload = false;
   const dumps = new Map<string, Dump>();
+  // Names are claimed when a part starts; its bytes arrive later.
+  const dumpNamesSeen = new Set<string>();
   let totalDumpBytes = 0;
   let failure: Error | undefined;
   const pendingFiles = new Set<Promise<void>>();
@@ -162,22 +164,22 @@ export async function parseReport(
       memory?.take(value.length);
       if (info.valueTruncated) throw tooLarge('annotation_value');
       if (info.nameTruncated) throw malformed('annotation_name');
-      // busboy treats only parts with a filename as files; a binary part without one would be
-      // decoded as text and its bytes lost, so it is refused rather than stored damaged.
-      if (info.mimeType === 'application/octet-stream') throw malformed('dump_without_filename');
       addAnnotation(name, value, info.mimeType);
     } catch (error) {
       fail(error as Error);
     }
   });
 
+  // busboy makes a file of every part with a filename or of type application/octet-stream: those
+  // are dumps (except Mozilla's JSON `extra`), and their bytes are kept exactly as sent.
   parser.on('file', (name, stream, info) => {
     const chunks: Buffer[] = [];
     let size = 0;
     const asJson = name === 'extra' && isJson(info.mimeType);
     const dumpName = asJson ? name : sanitizeDumpName(name);
     if (dumpName === undefined) fail(malformed('invalid_dump_name'));
-    else if (!asJson && dumps.has(dumpName)) fail(malformed('duplicate_dump_name'));
+    else if (!asJson && dumpNamesSeen.has(dumpName)) fail(malformed('duplicate_dump_name'));
+    else if (!asJson) dumpNamesSeen.add(dumpName);
 
     const done = new Promise<void>((resolve) => {
       stream.on('data', (chunk: Buffer) => {
@@ -232,9 +234,10 @@ export async function parseReport(
     await Promise.all(pendingFiles);
   } catch (error) {
     body.unpipe(sent);
+    // A gzip error first: busboy's complaint about the cut-off form is only its consequence.
+    if ((error as { code?: string }).code?.startsWith('Z_')) throw malformed('bad_gzip');
     if (failure) throw failure;
     if (error instanceof ReportRejected || error instanceof ClientGone) throw error;
-    if ((error as { code?: string }).code?.startsWith('Z_')) throw malformed('bad_gzip');
     throw malformed('invalid_payload_structure');
   }
   if (failure) throw failure;
