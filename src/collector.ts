@@ -70,7 +70,11 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
   const probe = new SpoolReader(drainerDb);
   checkSpoolAtStart(config, probe, logger);
-  const usage = new SpoolUsage(probe.stats().bytes, config.spoolMaxBytes);
+  const usage = new SpoolUsage(probe.stats().bytes, {
+    dir: config.spoolDir,
+    maxBytes: config.spoolMaxBytes,
+    minFreeBytes: config.spoolMinFreeBytes,
+  });
   const writer = new SpoolWriter(writerDb, usage);
   const reader = new SpoolReader(drainerDb, usage);
 
@@ -90,6 +94,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const state = { routable: true, accepting: true };
   const heartbeat = createHeartbeat({
     spool: reader,
+    writer,
     storage,
     drainer,
     startedAt: Date.now(),

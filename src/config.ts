@@ -172,6 +172,12 @@ export const settings = {
     'Largest total size of spooled crashes; beyond it new crashes get 503 with Retry-After until the drainer frees space. Size it for the longest storage outage you want to ride out.',
     parseByteSize,
   ),
+  spoolMinFreeBytes: setting(
+    'SPOOL_MIN_FREE_BYTES',
+    '64m',
+    'Free space kept on the spool file system: below it new crashes get 503 with Retry-After, so the drainer always has room to delete what it uploaded. 0 turns the check off.',
+    (raw) => (raw.trim() === '0' ? 0 : parseByteSize(raw)),
+  ),
   headersTimeoutSeconds: setting('HEADERS_TIMEOUT_SECONDS', '15', 'Time a client has to send the request headers (slowloris).', seconds(0.1)),
   requestTimeoutSeconds: setting(
     'REQUEST_TIMEOUT_SECONDS',

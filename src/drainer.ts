@@ -18,6 +18,8 @@ import { uploadCrash } from './crash-upload.js';
 import type { SpooledCrash, SpoolReader } from './spool.js';
 import { StorageError, type CrashStorage } from './storage.js';
 
+const IDLE_RECHECK_MS = 30_000;
+
 export interface DrainerOptions {
   concurrency: number;
   retry: BackoffPolicy;
@@ -120,6 +122,8 @@ export class Drainer {
       const waiters = this.emptyWaiters;
       this.emptyWaiters = [];
       for (const notify of waiters) notify();
+      // Crashes can also arrive from outside (an operator's requeue): look again now and then.
+      this.schedule(now + IDLE_RECHECK_MS);
     } else {
       this.schedule(Math.max(nextDueAt, now + 10));
     }
@@ -143,7 +147,14 @@ export class Drainer {
     try {
       await uploadCrash(this.storage, crash, this.spool.dumps(crash.seq));
       if (this.stopped) return;
-      this.spool.remove(crash);
+      try {
+        this.spool.remove(crash);
+      } catch (error) {
+        // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
+        const delay = this.pauseForStorageFailure();
+        this.logger.error({ crash_id: crash.crashId, err: error, retry_in_ms: delay }, 'removing an uploaded crash from the spool failed');
+        return;
+      }
       this.storageFailures = 0;
       this.uploaded += 1;
       this.lastSuccessAt = Date.now();

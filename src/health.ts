@@ -5,7 +5,8 @@
  * durable write, so a full disk shows here before the next crash is refused.
  */
 import type { Drainer } from './drainer.js';
-import type { SpoolReader, SpoolStats } from './spool.js';
+import type { SpoolReader, SpoolStats, SpoolWriter } from './spool.js';
+import { spoolFailureReason } from './spool-errors.js';
 import type { CrashStorage } from './storage.js';
 
 export interface HealthOptions {
@@ -22,6 +23,7 @@ export interface Check {
 
 export interface HeartbeatDeps {
   spool: SpoolReader;
+  writer: SpoolWriter;
   storage: CrashStorage;
   drainer: Drainer;
   startedAt: number;
@@ -30,7 +32,7 @@ export interface HeartbeatDeps {
 
 const ageSeconds = (since: number | null | undefined, now: number) => (since == null ? 0 : Math.round((now - since) / 1000));
 
-export function createHeartbeat({ spool, storage, drainer, startedAt, options }: HeartbeatDeps) {
+export function createHeartbeat({ spool, writer, storage, drainer, startedAt, options }: HeartbeatDeps) {
   let storageCheck: { at: number; result: Promise<Check> } | undefined;
 
   const checkStorage = (): Promise<Check> => {
@@ -47,13 +49,19 @@ export function createHeartbeat({ spool, storage, drainer, startedAt, options }:
     return storageCheck.result;
   };
 
+  // Both a probe and the last real commit: a full disk may still take the probe's few bytes
+  // while refusing every crash.
   const checkWritable = (): Check => {
     try {
       spool.probeWrite();
-      return { ok: true };
     } catch (error) {
-      return { ok: false, error: (error as Error).message, code: (error as { code?: string }).code };
+      return { ok: false, reason: spoolFailureReason(error), error: (error as Error).message };
     }
+    const failure = writer.lastFailure;
+    if (failure) {
+      return { ok: false, reason: spoolFailureReason(failure.error), error: failure.error.message, since: new Date(failure.at).toISOString() };
+    }
+    return { ok: true };
   };
 
   const spoolChecks = (stats: SpoolStats, now: number): Record<string, Check> => {

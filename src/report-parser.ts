@@ -205,7 +205,11 @@ export async function parseReport(
         if (!failure && dumpName !== undefined) {
           try {
             if (asJson) addAnnotation(name, Buffer.concat(chunks).toString('utf8'), info.mimeType);
-            else dumps.set(dumpName, { name: dumpName, data: Buffer.concat(chunks, size) });
+            else {
+              // Joining the chunks briefly holds the dump twice.
+              memory?.take(size);
+              dumps.set(dumpName, { name: dumpName, data: Buffer.concat(chunks, size) });
+            }
           } catch (error) {
             fail(error as Error);
           }

@@ -41,6 +41,7 @@ export interface InspectedSpool {
   db: Database.Database;
   dir: string;
   file: string;
+  mode: 'read' | 'write';
   /**
    * True when a read-only connection could not be opened (WAL files not accessible read-only)
    * and a read-write one with `query_only` is used instead: no SQL writes, but closing it may
@@ -55,7 +56,7 @@ interface SqliteFailure {
 }
 
 /** One line saying what is wrong with the spool, from a better-sqlite3 (or fs) error. */
-export function describeSpoolError(error: unknown, file: string): SpoolUnusable {
+export function describeSpoolError(error: unknown, file: string, mode: 'read' | 'write' = 'read'): SpoolUnusable {
   if (error instanceof SpoolUnusable) return error;
   const { code = '', message } = error as SqliteFailure;
   if (code === 'SQLITE_NOTADB') {
@@ -64,6 +65,9 @@ export function describeSpoolError(error: unknown, file: string): SpoolUnusable 
   if (code.startsWith('SQLITE_CORRUPT')) return new SpoolUnusable(`spool ${file} is corrupt: ${message}`);
   if (code.startsWith('SQLITE_BUSY')) {
     return new SpoolUnusable(`spool ${file} stayed locked for more than ${BUSY_TIMEOUT_MS / 1000} s (${message}); try again`);
+  }
+  if ((code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY')) && mode === 'write') {
+    return new SpoolUnusable(`cannot write spool ${file}: ${message}. requeue and purge need write access to the spool directory and its files`);
   }
   if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY')) {
     return new SpoolUnusable(
@@ -108,20 +112,20 @@ export function openSpoolForInspection(dir: string, mode: 'read' | 'write'): Ins
   } catch {
     throw new SpoolUnusable(`no spool directory ${dir}`);
   }
-  if (!isDirectory) throw new SpoolUnusable(`${dir} is not a directory`);
+  if (!isDirectory) throw new SpoolUnusable(`${dir} is not a directory (--spool takes the collector's SPOOL_DIR)`);
   if (!existsSync(file)) throw new SpoolUnusable(`no spool at ${file} (is ${dir} the collector's SPOOL_DIR?)`);
 
   if (mode === 'write') {
     try {
       const db = connect(file, false);
       db.pragma('synchronous = FULL');
-      return { db, dir, file, fallback: false };
+      return { db, dir, file, mode, fallback: false };
     } catch (error) {
-      throw describeSpoolError(error, file);
+      throw describeSpoolError(error, file, 'write');
     }
   }
   try {
-    return { db: connect(file, true), dir, file, fallback: false };
+    return { db: connect(file, true), dir, file, mode, fallback: false };
   } catch (error) {
     const code = (error as SqliteFailure).code ?? '';
     if (!code.startsWith('SQLITE_CANTOPEN') && !code.startsWith('SQLITE_READONLY')) throw describeSpoolError(error, file);
@@ -130,7 +134,7 @@ export function openSpoolForInspection(dir: string, mode: 'read' | 'write'): Ins
   try {
     const db = connect(file, false);
     db.pragma('query_only = ON');
-    return { db, dir, file, fallback: true };
+    return { db, dir, file, mode, fallback: true };
   } catch (error) {
     throw describeSpoolError(error, file);
   }
@@ -156,12 +160,44 @@ export function attemptsHistogram(counts: readonly { attempts: number; state: Cr
 }
 
 export interface ErrorGroup {
+  /** The error with crash IDs (and raw crash key dates) replaced by placeholders; see `errorKind`. */
   error: string;
   crashes: number;
   pending: number;
   dead: number;
-  /** Receive time (ms) of the newest crash whose last error this is. */
+  /** Receive time (ms) and ID of the newest crash with this error. */
   latestReceivedAt: number;
+  latestCrashId: string;
+}
+
+/**
+ * What an error message says without the crash it concerns: storage errors name the object key,
+ * which holds the crash ID (and for the raw crash a date), so without this every crash would be a
+ * distinct error. Pure.
+ */
+export function errorKind(message: string): string {
+  return message
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<crash_id>')
+    .replace(/raw_crash\/\d{8}\//g, 'raw_crash/<date>/');
+}
+
+/** Merges per-(message, state) counts into groups by `errorKind`, most crashes first, then newest. Pure. */
+export function groupErrors(
+  counts: readonly { error: string; state: CrashState; crashes: number; latestReceivedAt: number; latestCrashId: string }[],
+): ErrorGroup[] {
+  const groups = new Map<string, ErrorGroup>();
+  for (const count of counts) {
+    const kind = errorKind(count.error);
+    const group = groups.get(kind) ?? { error: kind, crashes: 0, pending: 0, dead: 0, latestReceivedAt: -Infinity, latestCrashId: '' };
+    group.crashes += count.crashes;
+    group[count.state] += count.crashes;
+    if (count.latestReceivedAt > group.latestReceivedAt) {
+      group.latestReceivedAt = count.latestReceivedAt;
+      group.latestCrashId = count.latestCrashId;
+    }
+    groups.set(kind, group);
+  }
+  return [...groups.values()].sort((a, b) => b.crashes - a.crashes || b.latestReceivedAt - a.latestReceivedAt);
 }
 
 export interface SpoolSummary {
@@ -173,7 +209,7 @@ export interface SpoolSummary {
   newestReceivedAt: number | null;
   oldestPendingAt: number | null;
   attempts: AttemptsBucket[];
-  /** Distinct last errors, most frequent first. */
+  /** Distinct last errors (by `errorKind`), most frequent first. */
   errors: ErrorGroup[];
   /** Size of the main database file, of its WAL (0 when absent), and of its free pages. */
   databaseBytes: number;
@@ -204,13 +240,13 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
     const attempts = db
       .prepare('SELECT attempts, state, COUNT(*) AS crashes FROM crashes GROUP BY attempts, state')
       .all() as { attempts: number; state: CrashState; crashes: number }[];
+    // SQLite returns the bare column crash_id from the row holding MAX(received_at).
     const errors = db
       .prepare(
-        `SELECT last_error AS error, COUNT(*) AS crashes, SUM(state = 'pending') AS pending, SUM(state = 'dead') AS dead,
-                MAX(received_at) AS latestReceivedAt
-         FROM crashes WHERE last_error IS NOT NULL GROUP BY last_error ORDER BY crashes DESC, latestReceivedAt DESC`,
+        `SELECT last_error AS error, state, COUNT(*) AS crashes, MAX(received_at) AS latestReceivedAt, crash_id AS latestCrashId
+         FROM crashes WHERE last_error IS NOT NULL GROUP BY last_error, state`,
       )
-      .all() as ErrorGroup[];
+      .all() as { error: string; state: CrashState; crashes: number; latestReceivedAt: number; latestCrashId: string }[];
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     const freePages = db.pragma('freelist_count', { simple: true }) as number;
     return { totals, attempts, errors, freeBytes: pageSize * freePages };
@@ -224,7 +260,7 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
     newestReceivedAt: totals.newest,
     oldestPendingAt: totals.oldestPending,
     attempts: attemptsHistogram(attempts),
-    errors,
+    errors: groupErrors(errors),
     databaseBytes: fileSize(spool.file),
     walBytes: fileSize(`${spool.file}-wal`),
     freeBytes,

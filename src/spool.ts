@@ -12,13 +12,15 @@
  * synchronous: every call here blocks the calling thread for its duration.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Crash, Dump } from './crash.js';
 import { crashBytes } from './crash.js';
 
 export const SPOOL_FILE = 'spool.db';
 export const SCHEMA_VERSION = 1;
+/** 8 MiB of 64 KiB pages. */
+const WAL_CHECKPOINT_PAGES = 128;
 
 export type Durability = 'full' | 'normal';
 export type CrashState = 'pending' | 'dead';
@@ -75,8 +77,10 @@ const SCHEMA = `
     data BLOB NOT NULL
   );
   CREATE INDEX dumps_by_crash ON dumps (seq);
-  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 `;
+
+/** Added after the first spools were written; created when missing. */
+const META_TABLE = 'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)';
 
 function toSpooled(row: CrashRow): SpooledCrash {
   return {
@@ -113,10 +117,17 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     db.pragma('busy_timeout = 5000');
     if (isNew) db.pragma('page_size = 65536');
     if (!options.readonly) db.pragma('journal_mode = WAL');
+    // Keep the WAL small (checkpoint every 8 MiB, file cut back to 16 MiB): crash data sits twice
+    // on disk until checkpointed, and a huge WAL on a full disk could never be checkpointed.
+    db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+    db.pragma('journal_size_limit = 16777216');
     db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version === 0 && !options.readonly) {
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+      db.exec(META_TABLE);
+    } else if (version === SCHEMA_VERSION && !options.readonly) {
+      db.exec(META_TABLE);
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new SpoolError(
@@ -148,20 +159,55 @@ interface PendingAppend {
   reject: (error: Error) => void;
 }
 
-/** Thrown by `append` when the crash would take the spool past SPOOL_MAX_BYTES. */
+/** Thrown by `append` when taking the crash would break a spool limit; answered with 503. */
 export class SpoolFull extends Error {
-  readonly code = 'SPOOL_FULL';
+  constructor(
+    message: string,
+    /** `SPOOL_FULL` (SPOOL_MAX_BYTES) or `SQLITE_FULL` (the free-space reserve): as SQLite's own. */
+    readonly code: 'SPOOL_FULL' | 'SQLITE_FULL',
+  ) {
+    super(message);
+  }
+}
+
+export interface SpoolLimits {
+  dir: string;
+  maxBytes: number;
+  minFreeBytes: number;
 }
 
 /**
  * The bytes of all spooled crashes (and of those being committed), shared by the writer, which
- * adds, and the drainer, which subtracts. Read from the spool once at start.
+ * adds, and the drainer, which subtracts; read from the spool once at start. Also keeps the
+ * free-space reserve: SQLite must never fill the disk itself, because deleting uploaded crashes
+ * and checkpointing the WAL both need some free space — a spool that filled its disk to the last
+ * byte could not free anything.
  */
 export class SpoolUsage {
   constructor(
     public bytes: number,
-    readonly maxBytes: number,
+    readonly limits: SpoolLimits,
   ) {}
+
+  /**
+   * Counts `bytes` in, or throws SpoolFull. `reusableBytes`: free pages inside the database file,
+   * which new crashes fill before the file grows (deleting crashes frees pages, not disk space).
+   */
+  admit(bytes: number, reusableBytes: number): void {
+    if (this.bytes + bytes > this.limits.maxBytes) {
+      throw new SpoolFull(`spool holds ${this.bytes} bytes; SPOOL_MAX_BYTES is ${this.limits.maxBytes}`, 'SPOOL_FULL');
+    }
+    if (this.limits.minFreeBytes === 0) {
+      this.bytes += bytes;
+      return;
+    }
+    const fs = statfsSync(this.limits.dir);
+    const free = fs.bavail * fs.bsize + reusableBytes;
+    if (free - bytes < this.limits.minFreeBytes) {
+      throw new SpoolFull(`${free} bytes free on the spool file system; SPOOL_MIN_FREE_BYTES is ${this.limits.minFreeBytes}`, 'SQLITE_FULL');
+    }
+    this.bytes += bytes;
+  }
 }
 
 /**
@@ -172,6 +218,8 @@ export class SpoolUsage {
 export class SpoolWriter {
   private readonly insertCrash: Database.Statement;
   private readonly insertDump: Database.Statement;
+  private readonly freePages: Database.Statement;
+  private readonly pageSize: Database.Statement;
   private queue: PendingAppend[] = [];
   private flushScheduled = false;
 
@@ -186,16 +234,24 @@ export class SpoolWriter {
       'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?)',
     );
     this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
+    this.freePages = db.prepare('PRAGMA freelist_count');
+    this.pageSize = db.prepare('PRAGMA page_size');
+  }
+
+  private reusableBytes(): number {
+    return (this.freePages.pluck().get() as number) * (this.pageSize.pluck().get() as number);
   }
 
   /** Resolves once the crash is committed; rejects with SpoolFull or the SQLite error. */
   append(crash: Crash): Promise<void> {
     const rawCrashJson = JSON.stringify(crash.rawCrash);
     const bytes = crashBytes(crash, rawCrashJson);
-    if (this.usage.bytes + bytes > this.usage.maxBytes) {
-      return Promise.reject(new SpoolFull(`spool holds ${this.usage.bytes} bytes; SPOOL_MAX_BYTES is ${this.usage.maxBytes}`));
+    try {
+      this.usage.admit(bytes, this.reusableBytes());
+    } catch (error) {
+      this.lastFailure = { at: Date.now(), error: error as Error };
+      return Promise.reject(error as Error);
     }
-    this.usage.bytes += bytes;
     return new Promise((resolve, reject) => {
       this.queue.push({ crash, rawCrashJson, bytes, resolve, reject });
       if (!this.flushScheduled) {
