@@ -1,0 +1,129 @@
+/**
+ * What monitoring sees: `/__heartbeat__` checks and `/metrics` on the real collector process.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CollectorProcess, freePort, tempDir } from '../helpers/collector-process.js';
+import { loadFixtureDumps } from '../helpers/fixtures.js';
+import { crashIdFrom, postReport, send } from '../helpers/http-client.js';
+import { makeReport } from '../helpers/multipart.js';
+import { metric, scrape } from '../helpers/metrics-text.js';
+import { sleep } from '../helpers/raw-socket.js';
+import { s3Target } from '../helpers/stored-crashes.js';
+
+const dump = loadFixtureDumps().get('linux_null_dereference.dmp')!;
+type Checks = Record<string, { ok: boolean } & Record<string, unknown>>;
+
+async function heartbeat(url: string): Promise<{ status: number; checks: Checks }> {
+  const answer = await fetch(`${url}/__heartbeat__`);
+  return { status: answer.status, checks: (await answer.json()) as Checks };
+}
+
+test('heartbeat: 200 when healthy; 503 naming storage and spool age when storage is unreachable', async () => {
+  const s3 = s3Target('heartbeat');
+  const healthy = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), ...s3.env });
+  try {
+    const { status, checks } = await heartbeat(healthy.url);
+    assert.equal(status, 200, JSON.stringify(checks));
+    assert.deepEqual(Object.keys(checks).sort(), ['drainer', 'spool_age', 'spool_depth', 'spool_writable', 'storage']);
+    assert.ok(Object.values(checks).every((check) => check.ok));
+    assert.equal((await fetch(`${healthy.url}/__lbheartbeat__`)).status, 200);
+  } finally {
+    await healthy.stop();
+  }
+
+  const down = await CollectorProcess.start({
+    SPOOL_DIR: tempDir('spool'),
+    ...s3.env,
+    S3_ENDPOINT: 'http://127.0.0.1:9',
+    HEALTH_MAX_AGE_SECONDS: '1',
+    HEALTH_MAX_PENDING: '1',
+  });
+  try {
+    crashIdFrom(await postReport(down.url, makeReport('breakpad', dump)));
+    crashIdFrom(await postReport(down.url, makeReport('breakpad', dump)));
+    await sleep(2100);
+    const { status, checks } = await heartbeat(down.url);
+    assert.equal(status, 503);
+    assert.equal(checks['storage']!.ok, false);
+    assert.match(String(checks['storage']!['error']), /ECONNREFUSED/);
+    assert.equal(checks['spool_age']!.ok, false, 'the oldest pending crash is over the age threshold');
+    assert.equal(checks['spool_depth']!.ok, false, 'more pending than HEALTH_MAX_PENDING');
+    assert.equal(checks['spool_writable']!.ok, true);
+    assert.equal((await fetch(`${down.url}/__lbheartbeat__`)).status, 200, 'the load balancer check stays cheap and up');
+  } finally {
+    await down.stop();
+  }
+});
+
+test('metrics move as crashes are posted, refused and drained', async () => {
+  const root = tempDir('blocked');
+  const blocker = join(root, 'blocker');
+  writeFileSync(blocker, 'blocked');
+  const collector = await CollectorProcess.start({
+    SPOOL_DIR: tempDir('spool'),
+    STORAGE_URL: `file://${join(blocker, 'crashes')}`,
+    DRAIN_RETRY_BASE_SECONDS: '0.1',
+    DRAIN_RETRY_MAX_SECONDS: '0.2',
+  });
+  try {
+    const reports = [makeReport('breakpad', dump), makeReport('crashpad', dump), makeReport('mozilla', dump)];
+    for (const report of reports) crashIdFrom(await postReport(collector.url, report));
+    await send(collector.url, Buffer.from('x'), { headers: { 'Content-Type': 'text/plain' } });
+
+    let text = await scrape(collector.url);
+    assert.equal(metric(text, 'crashspool_crashes_received_total'), 4);
+    assert.equal(metric(text, 'crashspool_crashes_accepted_total', { client: 'breakpad' }), 1);
+    assert.equal(metric(text, 'crashspool_crashes_accepted_total', { client: 'crashpad' }), 1);
+    assert.equal(metric(text, 'crashspool_crashes_accepted_total', { client: 'mozilla' }), 1);
+    assert.equal(metric(text, 'crashspool_crashes_rejected_total', { reason: 'malformed_wrong_content_type' }), 1);
+    assert.equal(metric(text, 'crashspool_received_bytes_total'), reports.reduce((sum, report) => sum + report.body.length, 0));
+    assert.equal(metric(text, 'crashspool_ack_seconds_count'), 3);
+    assert.equal(metric(text, 'crashspool_spool_crashes', { state: 'pending' }), 3);
+    assert.ok(metric(text, 'crashspool_spool_bytes') > 3 * dump.length);
+    assert.ok(metric(text, 'crashspool_upload_attempts_total', { outcome: 'storage_error' }) >= 1);
+
+    rmSync(blocker);
+    const deadline = Date.now() + 20_000;
+    while (metric(text, 'crashspool_spool_crashes', { state: 'pending' }) > 0 && Date.now() < deadline) {
+      await sleep(100);
+      text = await scrape(collector.url);
+    }
+    assert.equal(metric(text, 'crashspool_spool_crashes', { state: 'pending' }), 0);
+    assert.equal(metric(text, 'crashspool_spool_bytes'), 0);
+    assert.equal(metric(text, 'crashspool_spool_oldest_age_seconds'), 0);
+    assert.equal(metric(text, 'crashspool_upload_attempts_total', { outcome: 'ok' }), 3);
+    assert.equal(metric(text, 'crashspool_upload_seconds_count'), 3);
+  } finally {
+    await collector.stop();
+  }
+});
+
+test('METRICS_PORT serves /metrics apart from the public endpoint', async () => {
+  const metricsPort = await freePort();
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}`, METRICS_PORT: String(metricsPort) });
+  try {
+    assert.equal((await fetch(`${collector.url}/metrics`)).status, 404);
+    const text = await scrape(`http://127.0.0.1:${metricsPort}`);
+    assert.match(text, /^# HELP crashspool_crashes_received_total/m);
+  } finally {
+    await collector.stop();
+  }
+});
+
+test('logs are one JSON object per line, with crash_id wherever a crash is concerned', async () => {
+  const files = tempDir('files');
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${files}` });
+  try {
+    const crashId = crashIdFrom(await postReport(collector.url, makeReport('electron', dump)));
+    await collector.waitForLog((line) => line.msg === 'crash uploaded' && line['crash_id'] === crashId);
+    const accepted = collector.logs.find((line) => line.msg === 'crash accepted' && line['crash_id'] === crashId)!;
+    assert.equal(accepted['client'], 'electron');
+    assert.ok((accepted['bytes'] as number) > 0);
+  } finally {
+    await collector.stop();
+  }
+  assert.ok(collector.logs.every((line) => !line['unparsed']), 'every stdout line is JSON');
+});
