@@ -22,7 +22,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkIntegrity, SCHEMA_VERSION, SPOOL_FILE, type CrashState, type SpooledCrash } from './spool.js';
+import { checkIntegrity, crashListing, SCHEMA_VERSION, SPOOL_FILE, type CrashRow, type CrashState, type SpooledCrash } from './spool.js';
 
 /** The spool cannot be used: missing, damaged, busy, or of another schema version. */
 export class SpoolUnusable extends Error {}
@@ -283,32 +283,6 @@ export interface ListOptions {
   oldestFirst?: boolean;
 }
 
-interface CrashRow {
-  seq: number;
-  crash_id: string;
-  received_at: number;
-  raw_crash?: string;
-  dump_names: string;
-  bytes: number;
-  state: CrashState;
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-}
-
-function toListing(row: CrashRow): CrashListing {
-  return {
-    seq: row.seq,
-    crashId: row.crash_id,
-    receivedAt: row.received_at,
-    dumpNames: JSON.parse(row.dump_names) as string[],
-    bytes: row.bytes,
-    state: row.state,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    lastError: row.last_error,
-  };
-}
 
 const LISTING_COLUMNS = 'seq, crash_id, received_at, dump_names, bytes, state, attempts, next_attempt_at, last_error';
 
@@ -331,7 +305,7 @@ export function listCrashes(spool: InspectedSpool, options: ListOptions = {}): C
     sql += ' LIMIT ?';
     params.push(options.limit);
   }
-  return (spool.db.prepare(sql).all(...params) as CrashRow[]).map(toListing);
+  return (spool.db.prepare(sql).all(...params) as CrashRow[]).map(crashListing);
 }
 
 /** `bp-<id>` (as the collector answers) is accepted as well as the bare ID. */
@@ -356,7 +330,7 @@ function findCrash(db: Database.Database, crashId: string): CrashRow | undefined
 }
 
 function toSpooled(row: CrashRow): SpooledCrash {
-  return { ...toListing(row), rawCrashJson: row.raw_crash ?? '' };
+  return { ...crashListing(row), rawCrashJson: row.raw_crash ?? '' };
 }
 
 function readDumps(db: Database.Database, seq: number): { name: string; data: Buffer }[] {

@@ -42,11 +42,12 @@ export interface SpooledCrash {
   lastError: string | null;
 }
 
-interface CrashRow {
+/** A row of the `crashes` table as SQLite returns it (`raw_crash` only where selected). */
+export interface CrashRow {
   seq: number;
   crash_id: string;
   received_at: number;
-  raw_crash: string;
+  raw_crash?: string;
   dump_names: string;
   bytes: number;
   state: CrashState;
@@ -82,12 +83,12 @@ const SCHEMA = `
 /** Added after the first spools were written; created when missing. */
 const META_TABLE = 'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)';
 
-function toSpooled(row: CrashRow): SpooledCrash {
+/** A crash row without its raw crash: what listings show. */
+export function crashListing(row: CrashRow): Omit<SpooledCrash, 'rawCrashJson'> {
   return {
     seq: row.seq,
     crashId: row.crash_id,
     receivedAt: row.received_at,
-    rawCrashJson: row.raw_crash,
     dumpNames: JSON.parse(row.dump_names) as string[],
     bytes: row.bytes,
     state: row.state,
@@ -95,6 +96,10 @@ function toSpooled(row: CrashRow): SpooledCrash {
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,
   };
+}
+
+function toSpooled(row: CrashRow): SpooledCrash {
+  return { ...crashListing(row), rawCrashJson: row.raw_crash ?? '' };
 }
 
 export interface OpenOptions {
