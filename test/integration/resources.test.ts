@@ -99,7 +99,9 @@ test('many concurrent maximum-size uploads stay under the in-flight memory budge
     );
     const statuses = result.map((answer) => answer.status);
     t.diagnostic(`RSS grew by ${Math.round((peak - baseline) / MiB)} MiB; statuses ${statuses.join(',')}`);
-    assert.ok(statuses.every((status) => status === 200 || status === 503), statuses.join(','));
+    // 0: the connection was reset. A refused upload's unread body is drained for a bounded time
+    // only; a client still sending after that sees a reset instead of the 503 (never an ack).
+    assert.ok(statuses.every((status) => status === 200 || status === 503 || status === 0), statuses.join(','));
     assert.ok(statuses.includes(503), 'the budget refused some uploads');
     assert.ok(statuses.includes(200), 'the budget admitted some uploads');
     for (const answer of result.filter((a) => a.status === 503)) {
@@ -112,7 +114,8 @@ test('many concurrent maximum-size uploads stay under the in-flight memory budge
     const grown = peak - baseline;
     assert.ok(grown < 6 * budget, `RSS grew by ${Math.round(grown / MiB)} MiB with a ${budget / MiB} MiB budget`);
     const text = await scrape(collector.url);
-    assert.equal(metric(text, 'crashspool_crashes_rejected_total', { reason: 'overloaded' }), statuses.filter((s) => s === 503).length);
+    assert.equal(metric(text, 'crashspool_crashes_rejected_total', { reason: 'overloaded' }), statuses.filter((s) => s !== 200).length);
+    assert.equal(metric(text, 'crashspool_crashes_accepted_total', { client: 'breakpad' }), statuses.filter((s) => s === 200).length);
     assert.equal(metric(text, 'crashspool_inflight_bytes'), 0, 'every reservation was given back');
   } finally {
     await collector.stop();
