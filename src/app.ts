@@ -9,7 +9,7 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { buildCrash, clientKind } from './raw-crash.js';
 import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
-import type { SpoolWriter } from './spool.js';
+import type { SpoolWriter } from './spool-writer.js';
 import { Overloaded, type MemoryBudget, type Reservation } from './memory-budget.js';
 import { spoolFailureReason } from './spool-errors.js';
 import type { VersionInfo } from './version.js';

@@ -26,8 +26,8 @@ import {
   SpoolError,
   SpoolReader,
   SpoolUsage,
-  SpoolWriter,
 } from './spool.js';
+import { SpoolWriter } from './spool-writer.js';
 import { MemoryBudget } from './memory-budget.js';
 import { lockSpool } from './spool-lock.js';
 import type { CrashStorage } from './storage.js';
@@ -66,22 +66,25 @@ function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger):
 
 export async function startCollector(config: Config, logger: Logger): Promise<RunningCollector> {
   const lock = lockSpool(config.spoolDir);
-  const writerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
+  // The drainer's connection only reads; all writes go through the writer thread.
   const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
-  const probe = new SpoolReader(drainerDb);
-  checkSpoolAtStart(config, probe, logger);
-  const usage = new SpoolUsage(probe.stats().bytes, {
+  const reader = new SpoolReader(drainerDb);
+  checkSpoolAtStart(config, reader, logger);
+  const usage = new SpoolUsage(reader.stats().bytes, {
     dir: config.spoolDir,
     maxBytes: config.spoolMaxBytes,
     minFreeBytes: config.spoolMinFreeBytes,
   });
-  const writer = new SpoolWriter(writerDb, usage);
-  const reader = new SpoolReader(drainerDb, usage);
+  const writer = await SpoolWriter.start(config.spoolDir, config.durability, usage, () => reader.reusableBytes(), (error) => {
+    logger.fatal({ err: error }, 'the spool writer thread died; exiting (everything acknowledged is in the spool)');
+    process.exit(1);
+  });
 
   const storage = createStorage(config);
   const metrics = createMetrics();
   const drainer = new Drainer(
     reader,
+    writer,
     storage,
     {
       concurrency: config.drainConcurrency,
@@ -194,7 +197,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       metrics.shutdownDrain.inc({ result: 'left' }, left.pending);
       metricsServer?.close();
       metricsServer?.closeAllConnections();
-      closeSpoolDatabase(writerDb);
+      await writer.close();
       closeSpoolDatabase(drainerDb);
       lock.release();
       if (storage instanceof S3Storage) storage.destroy();

@@ -16,6 +16,7 @@ import type { Metrics } from './metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { uploadCrash } from './crash-upload.js';
 import type { SpooledCrash, SpoolReader } from './spool.js';
+import type { SpoolWriter } from './spool-writer.js';
 import { StorageError, type CrashStorage } from './storage.js';
 
 const IDLE_RECHECK_MS = 30_000;
@@ -41,6 +42,7 @@ export class Drainer {
 
   constructor(
     private readonly spool: SpoolReader,
+    private readonly writer: SpoolWriter,
     private readonly storage: CrashStorage,
     private readonly options: DrainerOptions,
     private readonly logger: Logger,
@@ -148,7 +150,7 @@ export class Drainer {
       await uploadCrash(this.storage, crash, this.spool.dumps(crash.seq));
       if (this.stopped) return;
       try {
-        this.spool.remove(crash);
+        await this.writer.remove(crash);
       } catch (error) {
         // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
         const delay = this.pauseForStorageFailure();
@@ -166,14 +168,14 @@ export class Drainer {
         'crash uploaded',
       );
     } catch (error) {
-      if (!this.stopped) this.recordFailure(crash, error);
+      if (!this.stopped) await this.recordFailure(crash, error);
     } finally {
       this.inflight.delete(crash.seq);
       this.wake();
     }
   }
 
-  private recordFailure(crash: SpooledCrash, error: unknown): void {
+  private async recordFailure(crash: SpooledCrash, error: unknown): Promise<void> {
     const message = error instanceof Error ? error.message : String(error);
     const scope = error instanceof StorageError ? error.scope : 'storage';
     if (scope === 'storage') {
@@ -187,7 +189,7 @@ export class Drainer {
     const dead = attempts >= this.options.maxAttempts;
     const delay = backoffDelay(this.options.retry, attempts);
     try {
-      this.spool.recordFailure(crash.seq, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
+      await this.writer.recordFailure(crash.seq, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
     } catch (spoolError) {
       this.logger.error({ crash_id: crash.crashId, err: spoolError }, 'recording an upload failure failed');
       this.pauseForStorageFailure();

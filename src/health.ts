@@ -5,7 +5,8 @@
  * durable write, so a full disk shows here before the next crash is refused.
  */
 import type { Drainer } from './drainer.js';
-import type { SpoolReader, SpoolStats, SpoolWriter } from './spool.js';
+import type { SpoolReader, SpoolStats } from './spool.js';
+import type { SpoolWriter } from './spool-writer.js';
 import { spoolFailureReason } from './spool-errors.js';
 import type { CrashStorage } from './storage.js';
 
@@ -51,9 +52,9 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
 
   // Both a probe and the last real commit: a full disk may still take the probe's few bytes
   // while refusing every crash.
-  const checkWritable = (): Check => {
+  const checkWritable = async (): Promise<Check> => {
     try {
-      spool.probeWrite();
+      await writer.probe();
     } catch (error) {
       return { ok: false, reason: spoolFailureReason(error), error: (error as Error).message };
     }
@@ -83,7 +84,7 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
 
   return async (): Promise<{ healthy: boolean; checks: Record<string, Check> }> => {
     const now = Date.now();
-    const checks: Record<string, Check> = { spool_writable: checkWritable() };
+    const checks: Record<string, Check> = { spool_writable: await checkWritable() };
     try {
       Object.assign(checks, spoolChecks(spool.stats(), now));
     } catch (error) {

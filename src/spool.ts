@@ -2,20 +2,21 @@
  * The SQLite spool: every acknowledged crash lives here until storage confirmed all of its objects.
  *
  * Invariants kept in this module:
- * - I1 ack ⇒ durable: `SpoolWriter.append` resolves only after the transaction holding the crash
- *   (raw crash and every dump) has committed. With durability `full` the WAL is fsynced at commit
+ * - I1 ack ⇒ durable: `SpoolStore.apply` returns only after the transaction holding the crash
+ *   (raw crash and every dump) has committed, and `SpoolWriter.append` resolves only then. With durability `full` the WAL is fsynced at commit
  *   (`synchronous=FULL`), so the crash survives power loss; with `normal` it survives kill -9.
- * - I2 delete ⇒ uploaded: `remove` is only called by the drainer after every object was confirmed.
+ * - I2 delete ⇒ uploaded: a `remove` is only sent by the drainer after every object was confirmed.
  * - Nothing is stored half-way: a crash and its dumps go in one transaction.
  *
- * Each user (HTTP writer, drainer, spool-inspect) opens its own connection. better-sqlite3 is
- * synchronous: every call here blocks the calling thread for its duration.
+ * Each user opens its own connection: the writer thread (all the collector's writes), the drainer
+ * (reads), spool-inspect. better-sqlite3 is synchronous: every call here blocks the calling thread
+ * for its duration, which is why the collector's writes, fsyncs and checkpoints run in a thread of
+ * their own (spool-writer.ts).
  */
 import Database from 'better-sqlite3';
 import { existsSync, mkdirSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Crash, Dump } from './crash.js';
-import { crashBytes } from './crash.js';
+import type { Dump } from './crash.js';
 
 export const SPOOL_FILE = 'spool.db';
 export const SCHEMA_VERSION = 1;
@@ -156,14 +157,6 @@ export function checkIntegrity(db: Database.Database): string[] {
   return rows.map((row) => row.quick_check);
 }
 
-interface PendingAppend {
-  crash: Crash;
-  rawCrashJson: string;
-  bytes: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
 /** Thrown by `append` when taking the crash would break a spool limit; answered with 503. */
 export class SpoolFull extends Error {
   constructor(
@@ -215,79 +208,73 @@ export class SpoolUsage {
   }
 }
 
+/** Bytes that crossed a thread boundary arrive as a Uint8Array; SQLite binds Buffers. */
+const asBuffer = (data: Uint8Array) => (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+
+/** One write to the spool; the spool writer thread applies them in batches (spool-writer.ts). */
+export type WriteOp =
+  | {
+      kind: 'append';
+      crashId: string;
+      receivedAt: number;
+      rawCrashJson: string;
+      dumpNamesJson: string;
+      bytes: number;
+      dumps: { name: string; data: Uint8Array }[];
+    }
+  | { kind: 'remove'; seq: number }
+  | { kind: 'failure'; seq: number; attempts: number; nextAttemptAt: number; error: string; dead: boolean }
+  | { kind: 'probe' };
+
 /**
- * The ingest side. Appends are grouped: every crash that arrives while the event loop is busy
- * shares one transaction (group commit), and each caller's promise resolves only after that
- * transaction has committed.
+ * Every write the collector makes to the spool, on one connection. A crash and all its dumps are
+ * one `append`; `apply` commits a batch of writes in one transaction (group commit), so when it
+ * returns, every append in the batch is durable (I1) — or none is, when it throws.
  */
-export class SpoolWriter {
+export class SpoolStore {
   private readonly insertCrash: Database.Statement;
   private readonly insertDump: Database.Statement;
-  private readonly freePages: Database.Statement;
-  private readonly pageSize: Database.Statement;
-  private queue: PendingAppend[] = [];
-  private flushScheduled = false;
+  private readonly deleteCrash: Database.Statement;
+  private readonly deleteDumps: Database.Statement;
+  private readonly failure: Database.Statement;
+  private readonly probe: Database.Statement;
 
-  /** The last commit failure, cleared by the next success: for health checks. */
-  lastFailure: { at: number; error: Error } | undefined;
-
-  constructor(
-    private readonly db: Database.Database,
-    private readonly usage: SpoolUsage,
-  ) {
+  constructor(readonly db: Database.Database) {
     this.insertCrash = db.prepare(
       'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?)',
     );
     this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
-    this.freePages = db.prepare('PRAGMA freelist_count');
-    this.pageSize = db.prepare('PRAGMA page_size');
+    this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ?');
+    this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
+    this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?');
+    this.probe = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`);
   }
 
-  private reusableBytes(): number {
-    return (this.freePages.pluck().get() as number) * (this.pageSize.pluck().get() as number);
+  apply(ops: readonly WriteOp[]): void {
+    this.db.transaction(() => {
+      for (const op of ops) this.applyOne(op);
+    })();
   }
 
-  /** Resolves once the crash is committed; rejects with SpoolFull or the SQLite error. */
-  append(crash: Crash): Promise<void> {
-    const rawCrashJson = JSON.stringify(crash.rawCrash);
-    const bytes = crashBytes(crash, rawCrashJson);
-    try {
-      this.usage.admit(bytes, this.reusableBytes());
-    } catch (error) {
-      this.lastFailure = { at: Date.now(), error: error as Error };
-      return Promise.reject(error as Error);
-    }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ crash, rawCrashJson, bytes, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
+  private applyOne(op: WriteOp): void {
+    switch (op.kind) {
+      case 'append': {
+        const { lastInsertRowid } = this.insertCrash.run(op.crashId, op.receivedAt, op.rawCrashJson, op.dumpNamesJson, op.bytes);
+        for (const dump of op.dumps) this.insertDump.run(lastInsertRowid, dump.name, asBuffer(dump.data));
+        return;
       }
-    });
-  }
-
-  private flush(): void {
-    const batch = this.queue;
-    this.queue = [];
-    this.flushScheduled = false;
-    try {
-      this.db.transaction(() => {
-        for (const { crash, rawCrashJson, bytes } of batch) {
-          const dumpNames = JSON.stringify(crash.dumps.map((dump) => dump.name));
-          const result = this.insertCrash.run(crash.crashId, crash.receivedAt, rawCrashJson, dumpNames, bytes);
-          for (const dump of crash.dumps) this.insertDump.run(result.lastInsertRowid, dump.name, dump.data);
-        }
-      })();
-    } catch (error) {
-      this.lastFailure = { at: Date.now(), error: error as Error };
-      for (const pending of batch) {
-        this.usage.bytes -= pending.bytes;
-        pending.reject(error as Error);
-      }
-      return;
+      case 'remove':
+        // I2: only for a crash whose every object storage has confirmed.
+        this.deleteDumps.run(op.seq);
+        this.deleteCrash.run(op.seq);
+        return;
+      case 'failure':
+        this.failure.run(op.attempts, op.nextAttemptAt, op.error, op.dead ? 'dead' : 'pending', op.seq);
+        return;
+      case 'probe':
+        this.probe.run(new Date().toISOString());
+        return;
     }
-    this.lastFailure = undefined;
-    for (const pending of batch) pending.resolve();
   }
 }
 
@@ -299,27 +286,16 @@ export interface SpoolStats {
   oldestPendingAt: number | null;
 }
 
-/** Reads and updates spooled crashes: the drainer's and the operator's view. */
+/** Reads spooled crashes: the drainer's view. Reads never wait for the writer (WAL). */
 export class SpoolReader {
   private readonly dueStatement: Database.Statement;
   private readonly dumpsStatement: Database.Statement;
-  private readonly deleteCrash: Database.Statement;
-  private readonly deleteDumps: Database.Statement;
-  private readonly failureStatement: Database.Statement;
 
-  constructor(
-    readonly db: Database.Database,
-    private readonly usage?: SpoolUsage,
-  ) {
+  constructor(readonly db: Database.Database) {
     this.dueStatement = db.prepare(
       `SELECT * FROM crashes WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
     );
     this.dumpsStatement = db.prepare('SELECT name, data FROM dumps WHERE seq = ? ORDER BY id');
-    this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ?');
-    this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
-    this.failureStatement = db.prepare(
-      'UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?',
-    );
   }
 
   /**
@@ -343,22 +319,11 @@ export class SpoolReader {
     return this.dumpsStatement.all(seq) as Dump[];
   }
 
-  /** I2: only for a crash whose every object storage has confirmed. */
-  remove(crash: Pick<SpooledCrash, 'seq' | 'bytes'>): void {
-    this.db.transaction(() => {
-      this.deleteDumps.run(crash.seq);
-      this.deleteCrash.run(crash.seq);
-    })();
-    if (this.usage) this.usage.bytes -= crash.bytes;
-  }
-
-  recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): void {
-    this.failureStatement.run(failure.attempts, failure.nextAttemptAt, failure.error, failure.dead ? 'dead' : 'pending', seq);
-  }
-
-  /** A real (tiny, durable) write: proves the spool can still commit, e.g. the disk is not full. */
-  probeWrite(): void {
-    this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`).run(new Date().toISOString());
+  /** Free pages inside the database file: space new crashes fill before the file grows. */
+  reusableBytes(): number {
+    const pages = this.db.prepare('PRAGMA freelist_count').pluck().get() as number;
+    const pageSize = this.db.prepare('PRAGMA page_size').pluck().get() as number;
+    return pages * pageSize;
   }
 
   /** Counts over the whole spool: one pass over the crash rows (not the dumps). */

@@ -1,0 +1,68 @@
+/**
+ * The spool writer thread: owns the collector's only writing connection, so inserts, deletes,
+ * fsyncs and WAL checkpoints never block the HTTP event loop. Every message that arrives while a
+ * batch is being committed joins the next batch: one transaction, one fsync (group commit). A
+ * reply is sent only after the batch holding the write has committed (I1).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, type Durability, type WriteOp } from './spool.js';
+
+export interface WriterRequest {
+  id: number;
+  op: WriteOp | { kind: 'close' };
+}
+
+export interface WriterReply {
+  id: number;
+  error?: { message: string; code?: string };
+}
+
+const { dir, durability } = workerData as { dir: string; durability: Durability };
+const port = parentPort!;
+const db = openSpoolDatabase(dir, { durability, create: true });
+const store = new SpoolStore(db);
+let batch: { id: number; op: WriteOp }[] = [];
+let flushScheduled = false;
+
+const errorOf = (error: unknown) => ({ message: (error as Error).message, code: (error as { code?: string }).code });
+
+function commit(entries: { id: number; op: WriteOp }[]): void {
+  try {
+    store.apply(entries.map((entry) => entry.op));
+    for (const { id } of entries) port.postMessage({ id } satisfies WriterReply);
+  } catch (error) {
+    for (const { id } of entries) port.postMessage({ id, error: errorOf(error) } satisfies WriterReply);
+  }
+}
+
+function flush(): void {
+  const entries = batch;
+  batch = [];
+  flushScheduled = false;
+  try {
+    store.apply(entries.map((entry) => entry.op));
+  } catch {
+    // The batch failed as a whole (e.g. the disk is full). Deletes and failure records still get
+    // a transaction of their own, so the drainer can free space while new crashes are refused.
+    const appends = entries.filter((entry) => entry.op.kind === 'append');
+    commit(appends);
+    commit(entries.filter((entry) => entry.op.kind !== 'append'));
+    return;
+  }
+  for (const { id } of entries) port.postMessage({ id } satisfies WriterReply);
+}
+
+port.on('message', ({ id, op }: WriterRequest) => {
+  if (op.kind === 'close') {
+    if (batch.length > 0) flush();
+    closeSpoolDatabase(db);
+    port.postMessage({ id } satisfies WriterReply);
+    return;
+  }
+  batch.push({ id, op });
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
+});
+port.postMessage({ id: 0 } satisfies WriterReply);

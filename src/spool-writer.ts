@@ -1,0 +1,127 @@
+/**
+ * The collector's side of the spool writer thread (spool-writer-thread.ts): every write goes
+ * there as a message and its promise settles when the thread replies after the commit. If the
+ * thread dies, every pending write fails and `onFatal` is told; what was committed is safe.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Crash } from './crash.js';
+import { crashBytes } from './crash.js';
+import type { Durability, SpooledCrash, SpoolUsage, WriteOp } from './spool.js';
+import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
+
+export class SpoolWriteError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+export class SpoolWriter {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  /** The last failed crash append, cleared by the next success: for health checks. */
+  lastFailure: { at: number; error: Error } | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly usage: SpoolUsage,
+    /** Free pages inside the database file, read on the caller's own connection. */
+    private readonly reusableBytes: () => number,
+  ) {
+    worker.on('message', (reply: WriterReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (reply.error) waiter.reject(new SpoolWriteError(reply.error.message, reply.error.code));
+      else waiter.resolve();
+    });
+  }
+
+  /** Starts the writer thread on the spool in `dir`; resolves once its connection is open. */
+  static start(
+    dir: string,
+    durability: Durability,
+    usage: SpoolUsage,
+    reusableBytes: () => number,
+    onFatal: (error: Error) => void,
+  ): Promise<SpoolWriter> {
+    const worker = new Worker(new URL('./spool-writer-thread.js', import.meta.url), { workerData: { dir, durability } });
+    return new Promise((resolve, reject) => {
+      const failedToStart = (error: Error) => reject(error);
+      worker.once('error', failedToStart);
+      worker.once('message', () => {
+        worker.off('error', failedToStart);
+        const writer = new SpoolWriter(worker, usage, reusableBytes);
+        const die = (error: Error) => {
+          for (const waiter of writer.pending.values()) waiter.reject(error);
+          writer.pending.clear();
+          onFatal(error);
+        };
+        worker.on('error', die);
+        worker.on('exit', (code) => die(new Error(`spool writer thread exited (${code})`)));
+        resolve(writer);
+      });
+    });
+  }
+
+  private send(op: WriterRequest['op']): Promise<void> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op } satisfies WriterRequest);
+    });
+  }
+
+  /** Resolves once the crash is committed (durably, per SPOOL_DURABILITY); rejects with SpoolFull or the SQLite error. */
+  async append(crash: Crash): Promise<void> {
+    const rawCrashJson = JSON.stringify(crash.rawCrash);
+    const bytes = crashBytes(crash, rawCrashJson);
+    try {
+      this.usage.admit(bytes, this.reusableBytes());
+    } catch (error) {
+      this.lastFailure = { at: Date.now(), error: error as Error };
+      throw error;
+    }
+    const op: WriteOp = {
+      kind: 'append',
+      crashId: crash.crashId,
+      receivedAt: crash.receivedAt,
+      rawCrashJson,
+      dumpNamesJson: JSON.stringify(crash.dumps.map((dump) => dump.name)),
+      bytes,
+      dumps: crash.dumps,
+    };
+    try {
+      await this.send(op);
+    } catch (error) {
+      this.usage.bytes -= bytes;
+      this.lastFailure = { at: Date.now(), error: error as Error };
+      throw error;
+    }
+    this.lastFailure = undefined;
+  }
+
+  /** I2: only for a crash whose every object storage has confirmed. */
+  async remove(crash: Pick<SpooledCrash, 'seq' | 'bytes'>): Promise<void> {
+    await this.send({ kind: 'remove', seq: crash.seq });
+    this.usage.bytes -= crash.bytes;
+  }
+
+  recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): Promise<void> {
+    return this.send({ kind: 'failure', seq, ...failure });
+  }
+
+  /** A real (tiny) durable write: proves the spool can still commit. */
+  probe(): Promise<void> {
+    return this.send({ kind: 'probe' });
+  }
+
+  /** Commits what is queued, checkpoints and closes the connection, ends the thread. */
+  async close(): Promise<void> {
+    await this.send({ kind: 'close' });
+    this.worker.removeAllListeners('exit');
+    await this.worker.terminate();
+  }
+}
