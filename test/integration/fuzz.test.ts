@@ -12,19 +12,10 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { send } from '../helpers/http-client.js';
 import { makeReport, type ClientStyle } from '../helpers/multipart.js';
 import { fileReader } from '../helpers/stored-crashes.js';
+import { seededRandom } from '../helpers/random.js';
 import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage-keys.js';
 
 const CASES = Number(process.env['FUZZ_CASES'] ?? 300);
-
-/** A small seeded PRNG (mulberry32), so a failing case can be replayed from its seed. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(body: Buffer, boundary: string, random: () => number): { body: Buffer; how: string } {
   const pick = Math.floor(random() * 5);
@@ -71,7 +62,7 @@ test(`fuzz: ${CASES} mutated reports — no 5xx but 503, no crash, nothing half-
   const styles: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
   const seed = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000);
   t.diagnostic(`seed ${seed} (replay with FUZZ_SEED=${seed})`);
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const counts: Record<number, number> = {};
   const accepted: string[] = [];
   try {
