@@ -30,6 +30,7 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type ClientStyle, type Report } from '../helpers/multipart.js';
 import { expectedFrom, s3Target, storedProblem, type Expected } from '../helpers/stored-crashes.js';
+import { seededRandom } from '../helpers/random.js';
 
 const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url));
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
@@ -151,18 +152,6 @@ export interface ChaosResult {
   details: ChaosDetails;
 }
 
-/** mulberry32: small, seedable, good enough to pick delays and reports reproducibly. */
-function rngFrom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const pick = <T>(rng: () => number, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 
@@ -224,7 +213,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const outageKills = Math.min(options.outageKills ?? 2, kills);
   const largeShare = options.largeShare ?? 0.05;
   const progress = options.progress ?? (() => {});
-  const rng = rngFrom(seed);
+  const rng = seededRandom(seed);
 
   // Report material: every fixture (11 KB – 1 MB) and two large dumps built from them.
   const fixtures = [...loadFixtureDumps().values()];
@@ -279,7 +268,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   };
 
   const client = async (index: number) => {
-    const clientRng = rngFrom(seed + 1 + index);
+    const clientRng = seededRandom(seed + 1 + index);
     while (!stopping) {
       const style = pick(clientRng, STYLES);
       const dump = clientRng() < largeShare ? pick(clientRng, large) : pick(clientRng, fixtures);
