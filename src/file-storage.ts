@@ -1,24 +1,17 @@
 /**
  * The embedded default backend: the S3 key layout as files under a directory, so the collector
  * runs with no cloud account. Each object is written to a temporary file, fsynced and renamed, so
- * a reader never sees a partial object and a confirmed object survives power loss.
+ * a reader never sees a partial object and a confirmed object survives power loss: the file and
+ * its directory are fsynced, and so is the parent of every directory created on the way.
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StorageError, type CrashStorage } from './storage.js';
+import { fsyncDir, mkdirDurable } from './durable-fs.js';
 
 /** Errors that concern one object only; everything else means the directory is unusable for now. */
 const PER_OBJECT_CODES = new Set(['ENAMETOOLONG', 'EFBIG']);
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 export class FileStorage implements CrashStorage {
   readonly description: string;
@@ -33,7 +26,7 @@ export class FileStorage implements CrashStorage {
     const target = join(this.root, key);
     const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await mkdir(dirname(target), { recursive: true });
+      await mkdirDurable(dirname(target));
       const handle = await open(temporary, 'w');
       try {
         await handle.writeFile(body);
@@ -54,7 +47,7 @@ export class FileStorage implements CrashStorage {
 
   async checkReachable(): Promise<void> {
     try {
-      await mkdir(this.root, { recursive: true });
+      await mkdirDurable(this.root);
       await fsyncDir(this.root);
     } catch (error) {
       throw new StorageError(`storage directory ${this.root}: ${(error as Error).message}`, 'storage', { cause: error });

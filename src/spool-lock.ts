@@ -5,7 +5,8 @@
  * stale lock can never keep the next collector out (unlike a pid file, whose pid may be reused).
  */
 import Database from 'better-sqlite3';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirDurableSync } from './durable-fs.js';
 import { join } from 'node:path';
 
 export const LOCK_FILE = 'collector.lock';
@@ -18,7 +19,7 @@ export interface SpoolLock {
 }
 
 export function lockSpool(dir: string): SpoolLock {
-  mkdirSync(dir, { recursive: true });
+  mkdirDurableSync(dir);
   const db = new Database(join(dir, LOCK_FILE));
   try {
     db.pragma('busy_timeout = 0');

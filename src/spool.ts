@@ -14,7 +14,8 @@
  * their own (spool-writer.ts).
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdirSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
+import { mkdirDurableSync } from './durable-fs.js';
 import { join } from 'node:path';
 import type { Dump } from './crash.js';
 
@@ -115,7 +116,7 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
   const file = join(dir, SPOOL_FILE);
   const isNew = !existsSync(file);
   if (isNew && !options.create) throw new SpoolError(`no spool at ${file}`);
-  if (isNew) mkdirSync(dir, { recursive: true });
+  if (isNew) mkdirDurableSync(dir);
 
   let db: Database.Database;
   try {
