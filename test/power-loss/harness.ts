@@ -24,6 +24,7 @@ import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type ClientStyle } from '../helpers/multipart.js';
 import { expectedFrom, fileReader, s3Target, storedProblem, type Expected, type ObjectReader } from '../helpers/stored-crashes.js';
 import { cleanStaleMounts, PowerLossLayer, type CutInfo, type CutMode } from './layer.js';
+import { seededRandom } from '../helpers/random.js';
 
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
 const SPOOL_FILES = ['spool.db', 'spool.db-wal'];
@@ -126,18 +127,6 @@ export interface PowerLossResult {
   summary: string;
 }
 
-/** mulberry32 */
-function rngFrom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const pick = <T>(rng: () => number, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 
@@ -204,7 +193,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
   const maxLoadMs = options.maxLoadMs ?? 2000;
   const minLoadMs = Math.min(options.minLoadMs ?? 50, maxLoadMs);
   const progress = options.progress ?? (() => {});
-  const rng = rngFrom(seed);
+  const rng = seededRandom(seed);
 
   await cleanStaleMounts();
   const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length <= (options.maxDumpBytes ?? 100_000));
@@ -275,7 +264,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
       checkpointWritesAtLoad = atLoad.writes_by_file['spool.db'] ?? 0;
       const url = `http://127.0.0.1:${port}`;
       const client = async (index: number) => {
-        const clientRng = rngFrom(seed + round * 1000 + index);
+        const clientRng = seededRandom(seed + round * 1000 + index);
         while (!stopping) {
           const report = makeReport(pick(clientRng, STYLES), pick(clientRng, dumps), pick(clientRng, dumps));
           let answer;

@@ -1,0 +1,513 @@
+/**
+ * The benchmark (issue 6): real processes on loopback, measured in one run.
+ *
+ * 1. Durable ingest: the built collector (`node dist/main.js`, SPOOL_DURABILITY=full, draining to
+ *    S3 at the same time) under Crashpad-style load, for ~200 KB and ~5 KB dumps.
+ * 2. The same load against the naive peer (naive-peer.ts) and 3. a bare Hono server (bare-hono.ts);
+ *    plus the disk's sequential write bandwidth, against which the collector's own disk writes
+ *    (/proc/<pid>/io write_bytes) are set.
+ * 4. Drain: a spool pre-filled with storage unreachable, drained by the collector, against a raw
+ *    PutObject loop uploading the same objects.
+ * 5. Restart: start → first upload with a spool of 100k small crashes.
+ * 6. Peak RSS of every server process in every phase.
+ *
+ * It measures; it asserts nothing about timings. Throws only when a phase could not run at all.
+ */
+import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { promisify } from 'node:util';
+import { CollectorProcess, tempDir, type LogLine } from '../helpers/collector-process.js';
+import { s3Settings } from '../helpers/stored-crashes.js';
+import { collectorLikeS3Client, diskWriteMBPerSecond, rawPutLoop, type S3Endpoint } from './baselines.js';
+import { buildCorpus, runLoad, type Corpus, type LoadResult } from './load.js';
+import { CpuWindow, REPO, RssSampler, ServerProcess, writtenBytes } from './processes.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface BenchSettings {
+  /** Reports in flight at once (closed loop, one new connection per report). */
+  concurrency: number;
+  /** Measured seconds per ingest run, after `warmupSeconds` not counted. */
+  durationSeconds: number;
+  warmupSeconds: number;
+  /** Distinct report bodies per corpus. */
+  corpusSize: number;
+  /** Crashes pre-filled for the drain phase, and crashes uploaded at once. */
+  drainCrashes: number;
+  drainConcurrency: number;
+  /** Crashes in the spool for the restart phase, and each one's dump size. */
+  restartCrashes: number;
+  restartDumpBytes: number;
+  /** MiB written for the disk bandwidth. */
+  diskMiB: number;
+}
+
+export const FULL_SETTINGS: BenchSettings = {
+  concurrency: 50,
+  durationSeconds: 15,
+  warmupSeconds: 2,
+  corpusSize: 64,
+  drainCrashes: 2000,
+  drainConcurrency: 8,
+  restartCrashes: 100_000,
+  restartDumpBytes: 1024,
+  diskMiB: 512,
+};
+
+/** Tiny counts: keeps every code path working (CI), measures nothing worth quoting. */
+export const SMOKE_SETTINGS: BenchSettings = {
+  concurrency: 8,
+  durationSeconds: 1.5,
+  warmupSeconds: 0.5,
+  corpusSize: 16,
+  drainCrashes: 40,
+  drainConcurrency: 8,
+  restartCrashes: 2000,
+  restartDumpBytes: 1024,
+  diskMiB: 32,
+};
+
+/** One line of the table. Every metric present is a finite number; absent means not applicable. */
+export interface Row {
+  id: string;
+  label: string;
+  /** Crashes (or requests) counted. */
+  n?: number;
+  /** Length of the measurement (for `restart`: process start → first upload). */
+  seconds?: number;
+  crashesPerSecond?: number;
+  /** MB/s (10^6 bytes): on the wire for ingest, written for disk rows, uploaded for drain rows. */
+  mbPerSecond?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  peakRssMiB?: number;
+  /** CPU of the measured process over the measurement, percent of one core (>100: several threads). */
+  cpuPercent?: number;
+  /**
+   * CPU of everything but the measured process and the load generator over the measurement,
+   * percent of one core: the S3 server, and any other work on the machine that skews the numbers.
+   */
+  otherCpuPercent?: number;
+  /** Human-readable comparison for the table. */
+  compared?: string;
+  /** Further numbers, for --json. */
+  extra?: Record<string, number>;
+  /** Failures by status or error (for --json; summed into `compared`). */
+  failures?: Record<string, number>;
+}
+
+export interface BenchResult {
+  mode: 'full' | 'smoke';
+  startedAt: string;
+  totalSeconds: number;
+  machine: { cores: number; cpu: string; memoryGiB: number; kernel: string; node: string; loadAverageAtStart: number };
+  settings: BenchSettings;
+  s3Endpoint: string;
+  corpora: Record<string, { medianDumpBytes: number; minDumpBytes: number; maxDumpBytes: number; meanWireBytes: number; gzipRatio: number }>;
+  rows: Row[];
+  /** The ratios the issue asks for, by name (also shown in the table's `compared` column). */
+  ratios: Record<string, number>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Collector environment draining to `prefix` in the test bucket. */
+function s3Env(s3: S3Endpoint, prefix: string): Record<string, string> {
+  return {
+    STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
+    S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_REGION: s3.region,
+  };
+}
+
+const logTime = (line: LogLine) => Date.parse(String(line['time']));
+
+async function heartbeat(url: string): Promise<{ pending: number; uploaded: number }> {
+  try {
+    const answer = await fetch(`${url}/__heartbeat__`);
+    const checks = (await answer.json()) as { spool_depth?: { pending?: number }; drainer?: { uploaded?: number } };
+    return { pending: checks.spool_depth?.pending ?? Number.NaN, uploaded: checks.drainer?.uploaded ?? Number.NaN };
+  } catch {
+    return { pending: Number.NaN, uploaded: Number.NaN };
+  }
+}
+
+function sumFailures(failures: Record<string, number>): number {
+  return Object.values(failures).reduce((sum, count) => sum + count, 0);
+}
+
+function loadRow(id: string, label: string, load: LoadResult, peakRssMiB: number, cpu: CpuWindow, extra: Record<string, number> = {}): Row {
+  return {
+    id,
+    label,
+    n: load.accepted,
+    seconds: load.seconds,
+    crashesPerSecond: load.crashesPerSecond,
+    mbPerSecond: load.wireMBPerSecond,
+    p50Ms: load.p50Ms,
+    p99Ms: load.p99Ms,
+    peakRssMiB,
+    cpuPercent: cpu.processPercent,
+    otherCpuPercent: cpu.otherPercent,
+    extra: {
+      inflatedMBPerSecond: load.inflatedMBPerSecond,
+      loadGeneratorCpuPercent: cpu.loadGeneratorPercent,
+      machineBusyPercent: cpu.machinePercent,
+      ...extra,
+    },
+    failures: load.failures,
+  };
+}
+
+export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, progress: (line: string) => void): Promise<BenchResult> {
+  const began = performance.now();
+  // Other work on the machine skews every number: shown in the header.
+  const loadAverageAtStart = loadavg()[0]!;
+  const s3: S3Endpoint = s3Settings();
+  const runPrefix = `bench-${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}/`;
+  const rows: Row[] = [];
+  const ratios: Record<string, number> = {};
+  const running = new Set<{ stop(): Promise<void> }>();
+  const scratch: string[] = [];
+  const scratchDir = (name: string) => {
+    const dir = tempDir(`bench-${name}`);
+    scratch.push(dir);
+    return dir;
+  };
+
+  progress('building report corpora');
+  const corpora: Corpus[] = [
+    buildCorpus('200k', { median: 200_000, min: 50_000, max: 1_000_000, sigma: 0.6 }, settings.corpusSize, 1),
+    buildCorpus('5k', { median: 5_000, min: 3_000, max: 8_000, sigma: 0.25 }, settings.corpusSize, 2),
+  ];
+  const big = corpora[0]!;
+  const measured = { durationMs: settings.durationSeconds * 1000, warmupMs: settings.warmupSeconds * 1000 };
+
+  /** Runs the load against a server process, sampling its RSS and disk writes over the window. */
+  const measure = async (pid: number, url: string, corpus: Corpus, ratePerSecond?: number) => {
+    const rss = new RssSampler(pid);
+    const cpu = new CpuWindow(pid);
+    let writtenAtStart = Number.NaN;
+    let writtenAtEnd = Number.NaN;
+    try {
+      const load = await runLoad({
+        url,
+        corpus,
+        concurrency: settings.concurrency,
+        ...measured,
+        ...(ratePerSecond === undefined ? {} : { ratePerSecond }),
+        onWindowStart: () => {
+          writtenAtStart = writtenBytes(pid);
+          cpu.start();
+        },
+        onWindowEnd: () => {
+          writtenAtEnd = writtenBytes(pid);
+          cpu.end();
+        },
+      });
+      const diskWriteMBPerSecond = (writtenAtEnd - writtenAtStart) / 1e6 / load.seconds;
+      return { load, peakRssMiB: rss.stop(), cpu, diskWriteMBPerSecond };
+    } finally {
+      rss.stop();
+    }
+  };
+
+  const started = async <T extends { stop(): Promise<void> }>(starting: Promise<T>): Promise<T> => {
+    const child = await starting;
+    running.add(child);
+    return child;
+  };
+  const stopped = async (child: { stop(): Promise<void> }) => {
+    await child.stop();
+    running.delete(child);
+  };
+
+  try {
+    // ---- 1–3: ingest, the naive peer and bare Hono, for both report sizes ----------------------
+    const ingest: Record<string, { collector: Row; collectorWriteMBps: number }> = {};
+    /** The collector with SPOOL_DURABILITY=full, draining to S3 during the load or (`s3Down`) not. */
+    const collectorIngest = async (corpus: Corpus, s3Down: boolean, ratePerSecond?: number) => {
+      const spoolDir = scratchDir(`ingest-${corpus.name}`);
+      const storage = s3Down
+        ? { ...s3Env({ ...s3, endpoint: 'http://127.0.0.1:9' }, `${runPrefix}unreachable/`), DRAIN_RETRY_BASE_SECONDS: '600', DRAIN_RETRY_MAX_SECONDS: '600' }
+        : s3Env(s3, `${runPrefix}ingest-${corpus.name}/`);
+      const collector = await started(CollectorProcess.start({ SPOOL_DIR: spoolDir, SPOOL_DURABILITY: 'full', ...storage }));
+      const measurement = await measure(collector.child.pid!, collector.url, corpus, ratePerSecond);
+      const after = await heartbeat(collector.url);
+      await stopped(collector);
+      rmSync(spoolDir, { recursive: true, force: true });
+      return { ...measurement, after };
+    };
+
+    for (const corpus of corpora) {
+      const size = `~${corpus.name.replace('k', ' KB')}`;
+      const vs = (name: string, value: number) => {
+        ratios[`ingest_${corpus.name}_${name}`] = value;
+        return value;
+      };
+
+      progress(`ingest ${size}: collector (SPOOL_DURABILITY=full, draining to S3)`);
+      const c = await collectorIngest(corpus, false);
+      const collectorRow = loadRow(`ingest.${corpus.name}.collector`, `ingest ${size}: collector (full, draining)`, c.load, c.peakRssMiB, c.cpu, {
+        diskWriteMBPerSecond: c.diskWriteMBPerSecond,
+        uploadedDuringRun: c.after.uploaded,
+        pendingAtEnd: c.after.pending,
+      });
+      progress(`  ${c.load.crashesPerSecond.toFixed(1)} crashes/s, p99 ${c.load.p99Ms.toFixed(0)} ms; uploaded ${c.after.uploaded}, pending ${c.after.pending}`);
+
+      const targetRate = Math.max(1, Math.round(0.8 * c.load.crashesPerSecond));
+      progress(`ingest ${size}: collector at 80% of its maximum (${targetRate}/s, open loop, draining)`);
+      const r = await collectorIngest(corpus, false, targetRate);
+      const rateRow = loadRow(`ingest.${corpus.name}.collector_80pct`, `ingest ${size}: collector at 80% of max`, r.load, r.peakRssMiB, r.cpu, {
+        targetPerSecond: targetRate,
+      });
+      rateRow.compared = `open loop at ${targetRate}/s (0.8 × the row above), draining; ack p99 target ≤ 100 ms`;
+      ratios[`ingest_${corpus.name}_p99_ms_at_80pct`] = r.load.p99Ms;
+      progress(`  ${r.load.crashesPerSecond.toFixed(1)} crashes/s, p50 ${r.load.p50Ms.toFixed(0)} ms, p99 ${r.load.p99Ms.toFixed(0)} ms`);
+
+      progress(`ingest ${size}: collector (SPOOL_DURABILITY=full, S3 unreachable: nothing drained)`);
+      const d = await collectorIngest(corpus, true);
+      const noDrainRow = loadRow(`ingest.${corpus.name}.collector_no_drain`, `ingest ${size}: collector (full, S3 down)`, d.load, d.peakRssMiB, d.cpu, {
+        diskWriteMBPerSecond: d.diskWriteMBPerSecond,
+      });
+      progress(`  ${d.load.crashesPerSecond.toFixed(1)} crashes/s, p99 ${d.load.p99Ms.toFixed(0)} ms`);
+
+      progress(`ingest ${size}: naive peer (formData + better-sqlite3 FULL)`);
+      const naiveDir = scratchDir(`naive-${corpus.name}`);
+      const naive = await started(ServerProcess.start('./naive-peer.ts', { NAIVE_DB_DIR: naiveDir }));
+      const n = await measure(naive.pid, naive.url, corpus);
+      await stopped(naive);
+      rmSync(naiveDir, { recursive: true, force: true });
+      const naiveRow = loadRow(`ingest.${corpus.name}.naive`, `ingest ${size}: naive peer`, n.load, n.peakRssMiB, n.cpu, {
+        diskWriteMBPerSecond: n.diskWriteMBPerSecond,
+      });
+      progress(`  ${n.load.crashesPerSecond.toFixed(1)} crashes/s`);
+
+      progress(`ingest ${size}: bare Hono (read body, answer 200)`);
+      const bare = await started(ServerProcess.start('./bare-hono.ts'));
+      const b = await measure(bare.pid, bare.url, corpus);
+      await stopped(bare);
+      const bareRow = loadRow(`ingest.${corpus.name}.bare`, `ingest ${size}: bare Hono`, b.load, b.peakRssMiB, b.cpu);
+      progress(`  ${b.load.crashesPerSecond.toFixed(1)} crashes/s`);
+
+      ingest[corpus.name] = { collector: collectorRow, collectorWriteMBps: c.diskWriteMBPerSecond };
+      const naiveRate = n.load.crashesPerSecond;
+      const bareRate = b.load.crashesPerSecond;
+      collectorRow.compared =
+        `${vs('collector_vs_naive', c.load.crashesPerSecond / naiveRate).toFixed(2)}× naive, ` +
+        `${vs('collector_vs_bare_hono', c.load.crashesPerSecond / bareRate).toFixed(3)} of bare Hono; ` +
+        `drainer uploaded ${c.after.uploaded}, ${c.after.pending} pending at end`;
+      noDrainRow.compared =
+        `${vs('collector_no_drain_vs_naive', d.load.crashesPerSecond / naiveRate).toFixed(2)}× naive, ` +
+        `${vs('collector_no_drain_vs_bare_hono', d.load.crashesPerSecond / bareRate).toFixed(3)} of bare Hono; ` +
+        `disk writes ${d.diskWriteMBPerSecond.toFixed(1)} MB/s`;
+      naiveRow.compared = `no drainer; disk writes ${n.diskWriteMBPerSecond.toFixed(1)} MB/s (4 KiB pages)`;
+      bareRow.compared = 'ceiling: HTTP + body only';
+      rows.push(collectorRow, rateRow, noDrainRow, naiveRow, bareRow);
+    }
+
+    // ---- 3b: the disk, and the collector's writes against it ------------------------------------
+    progress(`disk: ${settings.diskMiB} MiB sequential, fdatasync every 8 MiB`);
+    const diskMBps = diskWriteMBPerSecond(tmpdir(), settings.diskMiB);
+    rows.push({ id: 'disk.sequential', label: 'disk: sequential write, fdatasync/8 MiB', seconds: (settings.diskMiB * MiB) / 1e6 / diskMBps, mbPerSecond: diskMBps, compared: 'ceiling: spool file system' });
+    for (const corpus of corpora) {
+      const { collector, collectorWriteMBps } = ingest[corpus.name]!;
+      const inflated = collector.extra!['inflatedMBPerSecond']!;
+      ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`] = collectorWriteMBps / diskMBps;
+      ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`] = collectorWriteMBps / inflated;
+      rows.push({
+        id: `disk.collector.${corpus.name}`,
+        label: `disk: collector writes, ingest ~${corpus.name.replace('k', ' KB')} (draining)`,
+        seconds: collector.seconds!,
+        mbPerSecond: collectorWriteMBps,
+        extra: { inflatedPayloadMBPerSecond: inflated },
+        compared: `${ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`]!.toFixed(3)} of disk; ${ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`]!.toFixed(2)}× the inflated payload (${inflated.toFixed(1)} MB/s; WAL + checkpoint ≈ 2×)`,
+      });
+    }
+
+    // ---- 4: drain -------------------------------------------------------------------------------
+    progress(`drain: pre-filling ${settings.drainCrashes} crashes (~200 KB; SPOOL_DURABILITY=normal, storage unreachable)`);
+    const drainDir = scratchDir('drain');
+    const filler = await started(
+      CollectorProcess.start({
+        SPOOL_DIR: drainDir,
+        SPOOL_DURABILITY: 'normal',
+        ...s3Env({ ...s3, endpoint: 'http://127.0.0.1:9' }, `${runPrefix}unreachable/`),
+        DRAIN_RETRY_BASE_SECONDS: '600',
+        DRAIN_RETRY_MAX_SECONDS: '600',
+      }),
+    );
+    const fillRss = new RssSampler(filler.child.pid!);
+    const fillCpu = new CpuWindow(filler.child.pid!);
+    const fill = await runLoad({
+      url: filler.url,
+      corpus: big,
+      concurrency: settings.concurrency,
+      count: settings.drainCrashes,
+      onWindowStart: () => fillCpu.start(),
+      onWindowEnd: () => fillCpu.end(),
+    });
+    const fillPeak = fillRss.stop();
+    await stopped(filler); // SIGKILL: `normal` commits survive it
+    if (fill.accepted !== settings.drainCrashes) {
+      throw new Error(`drain pre-fill: ${fill.accepted} of ${settings.drainCrashes} accepted: ${JSON.stringify(fill.failures)}`);
+    }
+    const fillRow = loadRow('drain.prefill', 'drain pre-fill: collector (normal, S3 down)', fill, fillPeak, fillCpu);
+    fillRow.compared = 'ingest without fsync or drainer, then SIGKILL';
+    rows.push(fillRow);
+
+    progress(`drain: raw PutObject loop, ${settings.drainConcurrency} crashes at a time`);
+    const rawCpu = new CpuWindow(process.pid);
+    rawCpu.start();
+    const raw = await rawPutLoop(s3, drainDir, `${runPrefix}raw/`, settings.drainConcurrency);
+    rawCpu.end();
+    progress(`  ${raw.crashesPerSecond.toFixed(1)} crashes/s`);
+
+    progress(`drain: collector, DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
+    const drainer = await started(
+      CollectorProcess.start({
+        SPOOL_DIR: drainDir,
+        SPOOL_DURABILITY: 'full',
+        DRAIN_CONCURRENCY: String(settings.drainConcurrency),
+        ...s3Env(s3, `${runPrefix}drain/`),
+      }),
+    );
+    const drainRss = new RssSampler(drainer.child.pid!);
+    const drainCpu = new CpuWindow(drainer.child.pid!);
+    drainCpu.start();
+    const drainDeadline = Date.now() + Math.max(120_000, settings.drainCrashes * 100);
+    while (drainer.countLogs('crash uploaded') < settings.drainCrashes && Date.now() < drainDeadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const drainPeak = drainRss.stop();
+    drainCpu.end();
+    const uploads = drainer.logs.filter((line) => line.msg === 'crash uploaded');
+    const drainState = await heartbeat(drainer.url);
+    await stopped(drainer);
+    if (uploads.length < settings.drainCrashes) throw new Error(`drain: only ${uploads.length} of ${settings.drainCrashes} uploaded before the deadline`);
+    const drainStarted = logTime(drainer.logs.find((line) => line.msg === 'collector started')!);
+    const drainSeconds = (Math.max(...uploads.map(logTime)) - drainStarted) / 1000;
+    const drainBytes = uploads.reduce((sum, line) => sum + Number(line['bytes'] ?? 0), 0);
+    ratios['drain_collector_vs_raw_put_loop'] = uploads.length / drainSeconds / raw.crashesPerSecond;
+    const uploadMs = uploads.map((line) => Number(line['ms'])).sort((x, y) => x - y);
+    rows.push(
+      {
+        id: 'drain.collector',
+        label: `drain: collector, DRAIN_CONCURRENCY=${settings.drainConcurrency}`,
+        n: uploads.length,
+        seconds: drainSeconds,
+        crashesPerSecond: uploads.length / drainSeconds,
+        mbPerSecond: drainBytes / 1e6 / drainSeconds,
+        p50Ms: uploadMs[Math.ceil(uploadMs.length * 0.5) - 1]!,
+        p99Ms: uploadMs[Math.ceil(uploadMs.length * 0.99) - 1]!,
+        peakRssMiB: drainPeak,
+        cpuPercent: drainCpu.processPercent,
+        otherCpuPercent: drainCpu.otherPercent,
+        extra: { pendingAtEnd: drainState.pending, machineBusyPercent: drainCpu.machinePercent },
+        compared: `${ratios['drain_collector_vs_raw_put_loop'].toFixed(2)} of the raw loop; start → spool empty; ms = per-crash upload`,
+      },
+      {
+        id: 'drain.raw',
+        label: `drain: raw PutObject loop, ${settings.drainConcurrency} at a time`,
+        n: raw.crashes,
+        seconds: raw.seconds,
+        crashesPerSecond: raw.crashesPerSecond,
+        mbPerSecond: raw.mbPerSecond,
+        cpuPercent: rawCpu.processPercent,
+        otherCpuPercent: rawCpu.otherPercent,
+        extra: { machineBusyPercent: rawCpu.machinePercent },
+        compared: 'ceiling: same objects, same order, no spool writes (CPU: the bench process)',
+      },
+    );
+    rmSync(drainDir, { recursive: true, force: true });
+
+    // ---- 5: restart with a big spool ----------------------------------------------------------
+    progress(`restart: filling a spool with ${settings.restartCrashes} crashes of ${settings.restartDumpBytes} B (dist/spool.js)`);
+    const restartDir = scratchDir('restart');
+    const filled = await execFileAsync(
+      process.execPath,
+      ['--import', 'tsx', 'test/bench/fill-spool.ts', '--spool', restartDir, '--count', String(settings.restartCrashes), '--dump-bytes', String(settings.restartDumpBytes)],
+      { cwd: REPO, maxBuffer: 1024 * 1024 },
+    );
+    const fillResult = JSON.parse(filled.stdout) as { count: number; seconds: number; bytes: number };
+    progress(`  ${fillResult.count} crashes, ${(fillResult.bytes / MiB).toFixed(0)} MiB in ${fillResult.seconds.toFixed(1)} s; starting the collector`);
+    const spawnedAt = Date.now();
+    const restarted = await started(CollectorProcess.start({ SPOOL_DIR: restartDir, SPOOL_DURABILITY: 'full', ...s3Env(s3, `${runPrefix}restart/`) }));
+    const restartRss = new RssSampler(restarted.child.pid!);
+    const firstUpload = await restarted.waitForLog((line) => line.msg === 'crash uploaded', 120_000);
+    const restartPeak = restartRss.stop();
+    await stopped(restarted);
+    rmSync(restartDir, { recursive: true, force: true });
+    const listening = (logTime(restarted.logs.find((line) => line.msg === 'collector started')!) - spawnedAt) / 1000;
+    const checkSkipped = restarted.logs.some((line) => String(line.msg).includes('integrity check skipped'));
+    rows.push({
+      id: 'restart',
+      label: `restart: ${settings.restartCrashes} spooled → first upload`,
+      n: settings.restartCrashes,
+      seconds: (logTime(firstUpload) - spawnedAt) / 1000,
+      peakRssMiB: restartPeak,
+      extra: { listeningSeconds: listening, spoolMiB: fillResult.bytes / MiB, fillSeconds: fillResult.seconds },
+      compared: `listening after ${listening.toFixed(2)} s; spool ${(fillResult.bytes / MiB).toFixed(0)} MiB, integrity check ${checkSkipped ? 'skipped (large)' : 'ran'}`,
+    });
+  } finally {
+    for (const child of running) await child.stop().catch(() => undefined);
+    for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+    progress(`removing the run's objects under s3://${s3.bucket}/${runPrefix}`);
+    await deletePrefix(s3, runPrefix).catch((error: Error) => progress(`  could not remove them: ${error.message}`));
+  }
+
+  for (const row of rows) {
+    const failed = row.failures ? sumFailures(row.failures) : 0;
+    if (failed > 0) row.compared = `${row.compared ?? ''}; ${failed} NOT accepted: ${JSON.stringify(row.failures)}`;
+  }
+  const cpuList = cpus();
+  return {
+    mode,
+    startedAt: new Date(Date.now() - (performance.now() - began)).toISOString(),
+    totalSeconds: (performance.now() - began) / 1000,
+    machine: {
+      cores: availableParallelism(),
+      cpu: cpuList[0]?.model ?? 'unknown',
+      memoryGiB: totalmem() / 1024 ** 3,
+      kernel: release(),
+      node: process.version,
+      loadAverageAtStart,
+    },
+    settings,
+    s3Endpoint: s3.endpoint,
+    corpora: Object.fromEntries(
+      corpora.map((corpus) => [
+        corpus.name,
+        {
+          medianDumpBytes: corpus.medianDumpBytes,
+          minDumpBytes: corpus.minDumpBytes,
+          maxDumpBytes: corpus.maxDumpBytes,
+          meanWireBytes: corpus.meanWireBytes,
+          gzipRatio: corpus.gzipRatio,
+        },
+      ]),
+    ),
+    rows,
+    ratios,
+  };
+}
+
+/** Deletes every object under `prefix` (1,000 per request). */
+async function deletePrefix(s3: S3Endpoint, prefix: string): Promise<void> {
+  const client = collectorLikeS3Client(s3);
+  try {
+    for (let page = 0; page < 10_000; page++) {
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const objects = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
+      if (objects.length === 0) return;
+      await client.send(new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: objects, Quiet: true } }));
+    }
+  } finally {
+    client.destroy();
+  }
+}
