@@ -3,7 +3,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CollectorProcess, freePort, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
@@ -12,6 +12,7 @@ import { makeReport } from '../helpers/multipart.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { sleep } from '../helpers/raw-socket.js';
 import { s3Target } from '../helpers/stored-crashes.js';
+import { rawCrashKey } from '../../src/storage-keys.js';
 
 const dump = loadFixtureDumps().get('linux_null_dereference.dmp')!;
 type Checks = Record<string, { ok: boolean } & Record<string, unknown>>;
@@ -126,4 +127,23 @@ test('logs are one JSON object per line, with crash_id wherever a crash is conce
     await collector.stop();
   }
   assert.ok(collector.logs.every((line) => !line['unparsed']), 'every stdout line is JSON');
+});
+
+test('REMOVE_ANNOTATIONS strips personal data before storage and notes each removal', async () => {
+  const files = tempDir('files');
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${files}`, REMOVE_ANNOTATIONS: 'email, guid' });
+  try {
+    const report = makeReport('breakpad', dump);
+    const crashId = crashIdFrom(await postReport(collector.url, report));
+    await collector.waitForLog((line) => line.msg === 'crash uploaded' && line['crash_id'] === crashId);
+    const raw = JSON.parse(readFileSync(join(files, rawCrashKey(crashId)), 'utf8')) as Record<string, unknown> & {
+      metadata: { collector_notes: string[] };
+    };
+    assert.ok(!('email' in raw) && !('guid' in raw), 'removed');
+    assert.equal(raw['prod'], report.annotations['prod'], 'the rest is kept');
+    assert.ok(raw.metadata.collector_notes.includes('removed annotation email'));
+    assert.ok(raw.metadata.collector_notes.includes('removed annotation guid'));
+  } finally {
+    await collector.stop();
+  }
 });
