@@ -18,6 +18,19 @@ export class SpoolWriteError extends Error {
   }
 }
 
+/**
+ * Dump memory the writer thread may take over instead of copying: a dump that alone fills its
+ * ArrayBuffer (not a slice of Node's shared small-buffer pool). After `append`, those dumps are
+ * empty on this side.
+ */
+function ownedBuffers(crash: Crash): ArrayBuffer[] {
+  const owned = new Set<ArrayBuffer>();
+  for (const { data } of crash.dumps) {
+    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) owned.add(data.buffer);
+  }
+  return [...owned];
+}
+
 export class SpoolWriter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
@@ -66,11 +79,11 @@ export class SpoolWriter {
     });
   }
 
-  private send(op: WriterRequest['op']): Promise<void> {
+  private send(op: WriterRequest['op'], transfer: ArrayBuffer[] = []): Promise<void> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op } satisfies WriterRequest);
+      this.worker.postMessage({ id, op } satisfies WriterRequest, transfer);
     });
   }
 
@@ -94,7 +107,7 @@ export class SpoolWriter {
       dumps: crash.dumps,
     };
     try {
-      await this.send(op);
+      await this.send(op, ownedBuffers(crash));
     } catch (error) {
       this.usage.bytes -= bytes;
       this.lastFailure = { at: Date.now(), error: error as Error };
