@@ -1,6 +1,6 @@
 /**
- * Moves spooled crashes to storage, oldest first, `concurrency` at a time, on its own database
- * connection.
+ * Moves spooled crashes to storage, oldest first, `concurrency` at a time. It reads on its own
+ * database connection and writes (deletes, failure records) through the spool writer thread.
  *
  * - I2 delete ⇒ uploaded: a crash is removed from the spool only after `uploadCrash` resolved,
  *   i.e. storage confirmed every object. A kill between upload and delete re-uploads the same
