@@ -29,7 +29,7 @@ export interface DrainerOptions {
 
 export class Drainer {
   private readonly inflight = new Map<number, Promise<void>>();
-  private storageFailures = 0;
+  private consecutiveFailures = 0;
   private pausedUntil = 0;
   private timer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
@@ -67,9 +67,9 @@ export class Drainer {
     return this.inflight.size;
   }
 
-  /** True while storage-wide failures have paused draining. */
-  get storageDown(): boolean {
-    return this.storageFailures > 0;
+  /** True while a storage-wide (or spool) failure has paused draining. */
+  get paused(): boolean {
+    return this.consecutiveFailures > 0;
   }
 
   /**
@@ -105,14 +105,14 @@ export class Drainer {
       this.schedule(this.pausedUntil);
       return;
     }
-    const slots = (this.storageFailures > 0 ? 1 : this.options.concurrency) - this.inflight.size;
+    const slots = (this.consecutiveFailures > 0 ? 1 : this.options.concurrency) - this.inflight.size;
     if (slots > 0) {
       let due: SpooledCrash[];
       try {
         due = this.spool.due(now, slots, new Set(this.inflight.keys()));
       } catch (error) {
         this.logger.error({ err: error }, 'reading the spool failed; retrying');
-        this.pauseForStorageFailure();
+        this.pause();
         return;
       }
       for (const crash of due) this.inflight.set(crash.seq, this.upload(crash));
@@ -136,9 +136,9 @@ export class Drainer {
     this.timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()));
   }
 
-  private pauseForStorageFailure(): number {
-    this.storageFailures += 1;
-    const delay = backoffDelay(this.options.retry, this.storageFailures);
+  private pause(): number {
+    this.consecutiveFailures += 1;
+    const delay = backoffDelay(this.options.retry, this.consecutiveFailures);
     this.pausedUntil = Date.now() + delay;
     this.schedule(this.pausedUntil);
     return delay;
@@ -153,11 +153,11 @@ export class Drainer {
         await this.writer.remove(crash);
       } catch (error) {
         // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
-        const delay = this.pauseForStorageFailure();
+        const delay = this.pause();
         this.logger.error({ crash_id: crash.crashId, err: error, retry_in_ms: delay }, 'removing an uploaded crash from the spool failed');
         return;
       }
-      this.storageFailures = 0;
+      this.consecutiveFailures = 0;
       this.uploaded += 1;
       this.lastSuccessAt = Date.now();
       const seconds = (performance.now() - started) / 1000;
@@ -180,7 +180,7 @@ export class Drainer {
     const scope = error instanceof StorageError ? error.scope : 'storage';
     if (scope === 'storage') {
       this.metrics.uploads.inc({ outcome: 'storage_error' });
-      const delay = this.pauseForStorageFailure();
+      const delay = this.pause();
       this.logger.warn({ crash_id: crash.crashId, error: message, retry_in_ms: delay }, 'storage unavailable; draining paused');
       return;
     }
@@ -192,7 +192,7 @@ export class Drainer {
       await this.writer.recordFailure(crash.seq, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
     } catch (spoolError) {
       this.logger.error({ crash_id: crash.crashId, err: spoolError }, 'recording an upload failure failed');
-      this.pauseForStorageFailure();
+      this.pause();
       return;
     }
     if (dead) {

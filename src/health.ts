@@ -73,10 +73,10 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
       spool_depth: { ok: stats.pending <= options.maxPending, pending: stats.pending, dead: stats.dead, bytes: stats.bytes, max_pending: options.maxPending },
       spool_age: { ok: oldest <= options.maxAgeSeconds, oldest_pending_age_seconds: oldest, max_age_seconds: options.maxAgeSeconds },
       drainer: {
-        ok: !stalled && !drainer.storageDown,
+        ok: !stalled && !drainer.paused,
         uploading: drainer.uploading,
         uploaded: drainer.uploaded,
-        storage_down: drainer.storageDown,
+        paused_after_failure: drainer.paused,
         seconds_since_last_upload: drainer.lastSuccessAt === undefined ? null : ageSeconds(drainer.lastSuccessAt, now),
       },
     };
