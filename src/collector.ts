@@ -80,6 +80,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     process.exit(1);
   });
 
+  const memory = new MemoryBudget(config.inflightMaxBytes);
   const storage = createStorage(config);
   const metrics = createMetrics();
   const drainer = new Drainer(
@@ -88,11 +89,16 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     storage,
     {
       concurrency: config.drainConcurrency,
+      concurrencyWhileReceiving: Math.min(config.drainConcurrencyWhileReceiving, config.drainConcurrency),
       retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
       maxAttempts: config.maxAttempts,
     },
     logger,
     metrics,
+    {
+      receiving: () => memory.requestsInFlight > 0,
+      spoolFillingUp: () => usage.bytes > config.spoolMaxBytes / 2,
+    },
   );
   const state = { routable: true, accepting: true };
   const heartbeat = createHeartbeat({
@@ -108,7 +114,6 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       drainStallSeconds: config.healthDrainStallSeconds,
     },
   });
-  const memory = new MemoryBudget(config.inflightMaxBytes);
   const refreshGauges = () => {
     const stats = reader.stats();
     metrics.spoolCrashes.set({ state: 'pending' }, stats.pending);

@@ -123,6 +123,12 @@ export const settings = {
   ),
   logLevel: setting('LOG_LEVEL', 'info', 'pino log level.', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent')),
   drainConcurrency: setting('DRAIN_CONCURRENCY', '8', 'Crashes uploaded at the same time.', integer(1, 256)),
+  drainConcurrencyWhileReceiving: setting(
+    'DRAIN_CONCURRENCY_WHILE_RECEIVING',
+    '1',
+    'Crashes uploaded at the same time while reports are being received: acks come first, the spool is the buffer. Ignored once the spool holds more than half of `SPOOL_MAX_BYTES`.',
+    integer(1, 256),
+  ),
   retryBaseSeconds: setting(
     'DRAIN_RETRY_BASE_SECONDS',
     '1',

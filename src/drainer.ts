@@ -10,6 +10,9 @@
  * - Failures of the storage as a whole (scope `storage`) never count against a crash: the drainer
  *   pauses everything with a growing delay and probes with one upload at a time until one
  *   succeeds, so an outage costs one request per backoff interval, not a hot loop.
+ * - Acks come first: while reports are being received, it uploads at most
+ *   `concurrencyWhileReceiving` crashes at a time (the spool is the buffer; uploading competes
+ *   with receiving for the same CPU), unless the spool is filling up (`spoolFillingUp`).
  */
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -20,9 +23,20 @@ import type { SpoolWriter } from './spool-writer.js';
 import { StorageError, type CrashStorage } from './storage.js';
 
 const IDLE_RECHECK_MS = 30_000;
+/** How soon to look again when uploads are held back while reports are being received. */
+const RECEIVING_RECHECK_MS = 100;
+
+/** What the drainer yields to. */
+export interface DrainerLoad {
+  /** True while reports are being received. */
+  receiving(): boolean;
+  /** True when the spool holds so much that draining must not wait for receiving to stop. */
+  spoolFillingUp(): boolean;
+}
 
 export interface DrainerOptions {
   concurrency: number;
+  concurrencyWhileReceiving: number;
   retry: BackoffPolicy;
   maxAttempts: number;
 }
@@ -47,6 +61,7 @@ export class Drainer {
     private readonly options: DrainerOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    private readonly load: DrainerLoad = { receiving: () => false, spoolFillingUp: () => false },
   ) {}
 
   start(): void {
@@ -65,6 +80,13 @@ export class Drainer {
 
   get uploading(): number {
     return this.inflight.size;
+  }
+
+  /** Uploads allowed at once right now. */
+  get concurrencyLimit(): number {
+    if (this.consecutiveFailures > 0) return 1;
+    if (this.load.receiving() && !this.load.spoolFillingUp()) return this.options.concurrencyWhileReceiving;
+    return this.options.concurrency;
   }
 
   /** True while a storage-wide (or spool) failure has paused draining. */
@@ -105,7 +127,8 @@ export class Drainer {
       this.schedule(this.pausedUntil);
       return;
     }
-    const slots = (this.consecutiveFailures > 0 ? 1 : this.options.concurrency) - this.inflight.size;
+    const limit = this.concurrencyLimit;
+    const slots = limit - this.inflight.size;
     if (slots > 0) {
       let due: SpooledCrash[];
       try {
@@ -117,7 +140,11 @@ export class Drainer {
       }
       for (const crash of due) this.inflight.set(crash.seq, this.upload(crash));
     }
-    if (this.inflight.size > 0) return;
+    if (this.inflight.size > 0) {
+      // Held back for receiving: catch the moment it stops rather than the next upload's end.
+      if (limit < this.options.concurrency && this.consecutiveFailures === 0) this.schedule(now + RECEIVING_RECHECK_MS);
+      return;
+    }
 
     const nextDueAt = this.spool.nextDueAt();
     if (nextDueAt === undefined) {

@@ -75,6 +75,7 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
       drainer: {
         ok: !stalled && !drainer.paused,
         uploading: drainer.uploading,
+        concurrency_limit: drainer.concurrencyLimit,
         uploaded: drainer.uploaded,
         paused_after_failure: drainer.paused,
         seconds_since_last_upload: drainer.lastSuccessAt === undefined ? null : ageSeconds(drainer.lastSuccessAt, now),

@@ -7,6 +7,7 @@ export class Overloaded extends Error {}
 
 export class MemoryBudget {
   private used = 0;
+  private requests = 0;
 
   constructor(readonly limit: number) {}
 
@@ -14,9 +15,20 @@ export class MemoryBudget {
     return this.used;
   }
 
+  /** Requests holding an account: reports being received right now. */
+  get requestsInFlight(): number {
+    return this.requests;
+  }
+
   /** A per-request account; `close()` it when the request's bytes are no longer held. */
   open(): Reservation {
+    this.requests += 1;
     return new Reservation(this);
+  }
+
+  /** @internal */
+  closed(): void {
+    this.requests -= 1;
   }
 
   /** @internal */
@@ -34,6 +46,7 @@ export class MemoryBudget {
 
 export class Reservation {
   private held = 0;
+  private isOpen = true;
 
   constructor(private readonly budget: MemoryBudget) {}
 
@@ -46,5 +59,7 @@ export class Reservation {
   close(): void {
     this.budget.give(this.held);
     this.held = 0;
+    if (this.isOpen) this.budget.closed();
+    this.isOpen = false;
   }
 }

@@ -43,7 +43,12 @@ export interface BenchSettings {
   restartDumpBytes: number;
   /** MiB written for the disk bandwidth. */
   diskMiB: number;
+  /** Phases to run (all when absent): see PHASES. */
+  only?: Phase[];
 }
+
+export const PHASES = ['ingest-200k', 'ingest-5k', 'disk', 'drain', 'restart'] as const;
+export type Phase = (typeof PHASES)[number];
 
 export const FULL_SETTINGS: BenchSettings = {
   concurrency: 50,
@@ -186,6 +191,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     buildCorpus('5k', { median: 5_000, min: 3_000, max: 8_000, sigma: 0.25 }, settings.corpusSize, 2),
   ];
   const big = corpora[0]!;
+  const runs = (phase: Phase) => settings.only === undefined || settings.only.includes(phase);
   const measured = { durationMs: settings.durationSeconds * 1000, warmupMs: settings.warmupSeconds * 1000 };
 
   /** Runs the load against a server process, sampling its RSS and disk writes over the window. */
@@ -245,6 +251,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     };
 
     for (const corpus of corpora) {
+      if (!runs(`ingest-${corpus.name}` as Phase)) continue;
       const size = `~${corpus.name.replace('k', ' KB')}`;
       const vs = (name: string, value: number) => {
         ratios[`ingest_${corpus.name}_${name}`] = value;
@@ -312,50 +319,55 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     }
 
     // ---- 3b: the disk, and the collector's writes against it ------------------------------------
-    progress(`disk: ${settings.diskMiB} MiB sequential, fdatasync every 8 MiB`);
-    const diskMBps = diskWriteMBPerSecond(tmpdir(), settings.diskMiB);
-    rows.push({ id: 'disk.sequential', label: 'disk: sequential write, fdatasync/8 MiB', seconds: (settings.diskMiB * MiB) / 1e6 / diskMBps, mbPerSecond: diskMBps, compared: 'ceiling: spool file system' });
-    for (const corpus of corpora) {
-      const { collector, collectorWriteMBps } = ingest[corpus.name]!;
-      const inflated = collector.extra!['inflatedMBPerSecond']!;
-      ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`] = collectorWriteMBps / diskMBps;
-      ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`] = collectorWriteMBps / inflated;
-      rows.push({
-        id: `disk.collector.${corpus.name}`,
-        label: `disk: collector writes, ingest ~${corpus.name.replace('k', ' KB')} (draining)`,
-        seconds: collector.seconds!,
-        mbPerSecond: collectorWriteMBps,
-        extra: { inflatedPayloadMBPerSecond: inflated },
-        compared: `${ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`]!.toFixed(3)} of disk; ${ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`]!.toFixed(2)}× the inflated payload (${inflated.toFixed(1)} MB/s; WAL + checkpoint ≈ 2×)`,
-      });
+    if (runs('disk')) {
+      progress(`disk: ${settings.diskMiB} MiB sequential, fdatasync every 8 MiB`);
+      const diskMBps = diskWriteMBPerSecond(tmpdir(), settings.diskMiB);
+      rows.push({ id: 'disk.sequential', label: 'disk: sequential write, fdatasync/8 MiB', seconds: (settings.diskMiB * MiB) / 1e6 / diskMBps, mbPerSecond: diskMBps, compared: 'ceiling: spool file system' });
+      for (const corpus of corpora) {
+        if (!ingest[corpus.name]) continue;
+        const { collector, collectorWriteMBps } = ingest[corpus.name]!;
+        const inflated = collector.extra!['inflatedMBPerSecond']!;
+        ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`] = collectorWriteMBps / diskMBps;
+        ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`] = collectorWriteMBps / inflated;
+        rows.push({
+          id: `disk.collector.${corpus.name}`,
+          label: `disk: collector writes, ingest ~${corpus.name.replace('k', ' KB')} (draining)`,
+          seconds: collector.seconds!,
+          mbPerSecond: collectorWriteMBps,
+          extra: { inflatedPayloadMBPerSecond: inflated },
+          compared: `${ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`]!.toFixed(3)} of disk; ${ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`]!.toFixed(2)}× the inflated payload (${inflated.toFixed(1)} MB/s; WAL + checkpoint ≈ 2×)`,
+        });
+    }
+
     }
 
     // ---- 4: drain -------------------------------------------------------------------------------
-    progress(`drain: pre-filling ${settings.drainCrashes} crashes (~200 KB; SPOOL_DURABILITY=normal, storage unreachable)`);
-    const drainDir = scratchDir('drain');
-    const filler = await started(
-      CollectorProcess.start({
-        SPOOL_DIR: drainDir,
-        SPOOL_DURABILITY: 'normal',
-        ...s3Env({ ...s3, endpoint: 'http://127.0.0.1:9' }, `${runPrefix}unreachable/`),
-        DRAIN_RETRY_BASE_SECONDS: '600',
-        DRAIN_RETRY_MAX_SECONDS: '600',
-      }),
-    );
-    const fillRss = new RssSampler(filler.child.pid!);
-    const fillCpu = new CpuWindow(filler.child.pid!);
-    const fill = await runLoad({
-      url: filler.url,
-      corpus: big,
-      concurrency: settings.concurrency,
-      count: settings.drainCrashes,
-      onWindowStart: () => fillCpu.start(),
-      onWindowEnd: () => fillCpu.end(),
-    });
-    const fillPeak = fillRss.stop();
-    await stopped(filler); // SIGKILL: `normal` commits survive it
-    if (fill.accepted !== settings.drainCrashes) {
-      throw new Error(`drain pre-fill: ${fill.accepted} of ${settings.drainCrashes} accepted: ${JSON.stringify(fill.failures)}`);
+    if (runs('drain')) {
+      progress(`drain: pre-filling ${settings.drainCrashes} crashes (~200 KB; SPOOL_DURABILITY=normal, storage unreachable)`);
+      const drainDir = scratchDir('drain');
+      const filler = await started(
+        CollectorProcess.start({
+          SPOOL_DIR: drainDir,
+          SPOOL_DURABILITY: 'normal',
+          ...s3Env({ ...s3, endpoint: 'http://127.0.0.1:9' }, `${runPrefix}unreachable/`),
+          DRAIN_RETRY_BASE_SECONDS: '600',
+          DRAIN_RETRY_MAX_SECONDS: '600',
+        }),
+      );
+      const fillRss = new RssSampler(filler.child.pid!);
+      const fillCpu = new CpuWindow(filler.child.pid!);
+      const fill = await runLoad({
+        url: filler.url,
+        corpus: big,
+        concurrency: settings.concurrency,
+        count: settings.drainCrashes,
+        onWindowStart: () => fillCpu.start(),
+        onWindowEnd: () => fillCpu.end(),
+      });
+      const fillPeak = fillRss.stop();
+      await stopped(filler); // SIGKILL: `normal` commits survive it
+      if (fill.accepted !== settings.drainCrashes) {
+        throw new Error(`drain pre-fill: ${fill.accepted} of ${settings.drainCrashes} accepted: ${JSON.stringify(fill.failures)}`);
     }
     const fillRow = loadRow('drain.prefill', 'drain pre-fill: collector (normal, S3 down)', fill, fillPeak, fillCpu);
     fillRow.compared = 'ingest without fsync or drainer, then SIGKILL';
@@ -425,35 +437,38 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       },
     );
     rmSync(drainDir, { recursive: true, force: true });
+    }
 
     // ---- 5: restart with a big spool ----------------------------------------------------------
-    progress(`restart: filling a spool with ${settings.restartCrashes} crashes of ${settings.restartDumpBytes} B (dist/spool.js)`);
-    const restartDir = scratchDir('restart');
-    const filled = await execFileAsync(
-      process.execPath,
-      ['--import', 'tsx', 'test/bench/fill-spool.ts', '--spool', restartDir, '--count', String(settings.restartCrashes), '--dump-bytes', String(settings.restartDumpBytes)],
-      { cwd: REPO, maxBuffer: 1024 * 1024 },
-    );
-    const fillResult = JSON.parse(filled.stdout) as { count: number; seconds: number; bytes: number };
-    progress(`  ${fillResult.count} crashes, ${(fillResult.bytes / MiB).toFixed(0)} MiB in ${fillResult.seconds.toFixed(1)} s; starting the collector`);
-    const spawnedAt = Date.now();
-    const restarted = await started(CollectorProcess.start({ SPOOL_DIR: restartDir, SPOOL_DURABILITY: 'full', ...s3Env(s3, `${runPrefix}restart/`) }));
-    const restartRss = new RssSampler(restarted.child.pid!);
-    const firstUpload = await restarted.waitForLog((line) => line.msg === 'crash uploaded', 120_000);
-    const restartPeak = restartRss.stop();
-    await stopped(restarted);
-    rmSync(restartDir, { recursive: true, force: true });
-    const listening = (logTime(restarted.logs.find((line) => line.msg === 'collector started')!) - spawnedAt) / 1000;
-    const checkSkipped = restarted.logs.some((line) => String(line.msg).includes('integrity check skipped'));
-    rows.push({
-      id: 'restart',
-      label: `restart: ${settings.restartCrashes} spooled → first upload`,
-      n: settings.restartCrashes,
-      seconds: (logTime(firstUpload) - spawnedAt) / 1000,
-      peakRssMiB: restartPeak,
-      extra: { listeningSeconds: listening, spoolMiB: fillResult.bytes / MiB, fillSeconds: fillResult.seconds },
-      compared: `listening after ${listening.toFixed(2)} s; spool ${(fillResult.bytes / MiB).toFixed(0)} MiB, integrity check ${checkSkipped ? 'skipped (large)' : 'ran'}`,
-    });
+    if (runs('restart')) {
+      progress(`restart: filling a spool with ${settings.restartCrashes} crashes of ${settings.restartDumpBytes} B (dist/spool.js)`);
+      const restartDir = scratchDir('restart');
+      const filled = await execFileAsync(
+        process.execPath,
+        ['--import', 'tsx', 'test/bench/fill-spool.ts', '--spool', restartDir, '--count', String(settings.restartCrashes), '--dump-bytes', String(settings.restartDumpBytes)],
+        { cwd: REPO, maxBuffer: 1024 * 1024 },
+      );
+      const fillResult = JSON.parse(filled.stdout) as { count: number; seconds: number; bytes: number };
+      progress(`  ${fillResult.count} crashes, ${(fillResult.bytes / MiB).toFixed(0)} MiB in ${fillResult.seconds.toFixed(1)} s; starting the collector`);
+      const spawnedAt = Date.now();
+      const restarted = await started(CollectorProcess.start({ SPOOL_DIR: restartDir, SPOOL_DURABILITY: 'full', ...s3Env(s3, `${runPrefix}restart/`) }));
+      const restartRss = new RssSampler(restarted.child.pid!);
+      const firstUpload = await restarted.waitForLog((line) => line.msg === 'crash uploaded', 120_000);
+      const restartPeak = restartRss.stop();
+      await stopped(restarted);
+      rmSync(restartDir, { recursive: true, force: true });
+      const listening = (logTime(restarted.logs.find((line) => line.msg === 'collector started')!) - spawnedAt) / 1000;
+      const checkSkipped = restarted.logs.some((line) => String(line.msg).includes('integrity check skipped'));
+      rows.push({
+        id: 'restart',
+        label: `restart: ${settings.restartCrashes} spooled → first upload`,
+        n: settings.restartCrashes,
+        seconds: (logTime(firstUpload) - spawnedAt) / 1000,
+        peakRssMiB: restartPeak,
+        extra: { listeningSeconds: listening, spoolMiB: fillResult.bytes / MiB, fillSeconds: fillResult.seconds },
+        compared: `listening after ${listening.toFixed(2)} s; spool ${(fillResult.bytes / MiB).toFixed(0)} MiB, integrity check ${checkSkipped ? 'skipped (large)' : 'ran'}`,
+      });
+    }
   } finally {
     for (const child of running) await child.stop().catch(() => undefined);
     for (const dir of scratch) rmSync(dir, { recursive: true, force: true });

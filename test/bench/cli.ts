@@ -2,14 +2,14 @@
  * `npm run bench` (scripts/bench builds and starts the local S3 first):
  *
  *     node --import tsx test/bench/cli.ts [--smoke] [--json] [--save FILE] [--concurrency N] [--duration S]
- *         [--warmup S] [--drain-crashes N] [--drain-concurrency N] [--restart-crashes N] [--disk-mib N]
+ *         [--warmup S] [--drain-crashes N] [--drain-concurrency N] [--restart-crashes N] [--disk-mib N] [--only PHASES]
  *
  * Prints one table on stdout (with --json: the full result as JSON instead); progress on stderr.
  * Exit status 0 when every phase ran, 1 when one could not run, 2 on bad arguments.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { FULL_SETTINGS, runBench, SMOKE_SETTINGS, type BenchResult, type BenchSettings, type Row } from './bench.js';
+import { FULL_SETTINGS, PHASES, runBench, SMOKE_SETTINGS, type BenchResult, type BenchSettings, type Phase, type Row } from './bench.js';
 
 const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --smoke                 tiny counts (< 60 s): checks the benchmark works, measures nothing worth quoting
@@ -22,6 +22,7 @@ const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --drain-concurrency N   DRAIN_CONCURRENCY and raw loop concurrency (default ${FULL_SETTINGS.drainConcurrency})
   --restart-crashes N     crashes spooled for the restart phase (default ${FULL_SETTINGS.restartCrashes})
   --disk-mib N            MiB written for the disk bandwidth (default ${FULL_SETTINGS.diskMiB})
+  --only P[,P...]         run only these phases: ${PHASES.join(', ')} (default: all)
 Needs S3_ENDPOINT, S3_TEST_BUCKET and AWS_* (scripts/bench starts the local Ceph RGW when unset).
 `;
 
@@ -51,6 +52,7 @@ try {
       'drain-concurrency': { type: 'string' },
       'restart-crashes': { type: 'string' },
       'disk-mib': { type: 'string' },
+      only: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -73,7 +75,14 @@ const settings: BenchSettings = {
   drainConcurrency: number('drain-concurrency', values['drain-concurrency'], base.drainConcurrency, true),
   restartCrashes: number('restart-crashes', values['restart-crashes'], base.restartCrashes, true),
   diskMiB: number('disk-mib', values['disk-mib'], base.diskMiB, true),
+  ...(values.only === undefined ? {} : { only: phases(values.only) }),
 };
+
+function phases(text: string): Phase[] {
+  const names = text.split(',').map((name) => name.trim());
+  for (const name of names) if (!(PHASES as readonly string[]).includes(name)) fail(`--only: unknown phase '${name}'`);
+  return names as Phase[];
+}
 
 // ---- the table ---------------------------------------------------------------------------------
 

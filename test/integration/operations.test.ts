@@ -10,8 +10,8 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport, send } from '../helpers/http-client.js';
 import { makeReport } from '../helpers/multipart.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
-import { sleep } from '../helpers/raw-socket.js';
-import { s3Target } from '../helpers/stored-crashes.js';
+import { httpHead, rawExchange, sleep } from '../helpers/raw-socket.js';
+import { expectedFrom, s3Target, waitUntilStored } from '../helpers/stored-crashes.js';
 import { rawCrashKey } from '../../src/storage-keys.js';
 
 const dump = loadFixtureDumps().get('linux_null_dereference.dmp')!;
@@ -56,6 +56,33 @@ test('heartbeat: 200 when healthy; 503 naming storage and spool age when storage
     assert.equal((await fetch(`${down.url}/__lbheartbeat__`)).status, 200, 'the load balancer check stays cheap and up');
   } finally {
     await down.stop();
+  }
+});
+
+test('acks come first: the drainer uploads one crash at a time while a report is being received', async () => {
+  const s3 = s3Target('priority');
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), ...s3.env, DRAIN_CONCURRENCY: '4' });
+  try {
+    const limit = async () => (await heartbeat(collector.url)).checks['drainer']!['concurrency_limit'];
+    assert.equal(await limit(), 4, 'idle: DRAIN_CONCURRENCY');
+
+    const report = makeReport('breakpad', dump);
+    const half = Math.floor(report.body.length / 2);
+    const limitsSeen: unknown[] = [];
+    const exchange = await rawExchange(collector.port, async (socket) => {
+      socket.write(httpHead('/submit', { 'Content-Type': report.contentType, 'Content-Length': report.body.length, Connection: 'close' }));
+      socket.write(report.body.subarray(0, half));
+      await sleep(300);
+      limitsSeen.push(await limit());
+      socket.write(report.body.subarray(half));
+    });
+    assert.deepEqual(limitsSeen, [1], 'while the report is in flight: DRAIN_CONCURRENCY_WHILE_RECEIVING (default 1)');
+    const crashId = /CrashID=bp-([0-9a-f-]+)/.exec(exchange.response)?.[1];
+    assert.ok(crashId, exchange.response);
+    await waitUntilStored(s3.reader, crashId, expectedFrom(report));
+    assert.equal(await limit(), 4, 'back to DRAIN_CONCURRENCY once nothing is being received');
+  } finally {
+    await collector.stop();
   }
 });
 

@@ -1,0 +1,93 @@
+/**
+ * The drainer's concurrency policy, against a real spool (SQLite in a temp dir) and a storage fake
+ * that counts how many crashes it is storing at once. The collector-level behaviour is covered by
+ * test/integration/operations.test.ts ("acks come first").
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { newCrashId } from '../../src/crash-id.js';
+import { Drainer, type DrainerLoad } from '../../src/drainer.js';
+import { createLogger } from '../../src/logger.js';
+import { createMetrics } from '../../src/metrics.js';
+import { closeSpoolDatabase, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool.js';
+import type { SpoolWriter } from '../../src/spool-writer.js';
+import type { CrashStorage } from '../../src/storage.js';
+
+/** Stores nothing; records the most crashes it was ever storing at once (by crash ID in the key). */
+class CountingStorage implements CrashStorage {
+  readonly description = 'counting fake';
+  private readonly storing = new Map<string, number>();
+  mostAtOnce = 0;
+
+  async put(key: string): Promise<void> {
+    const crashId = key.split('/').pop()!;
+    this.storing.set(crashId, (this.storing.get(crashId) ?? 0) + 1);
+    this.mostAtOnce = Math.max(this.mostAtOnce, this.storing.size);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const left = this.storing.get(crashId)! - 1;
+    if (left === 0) this.storing.delete(crashId);
+    else this.storing.set(crashId, left);
+  }
+
+  async checkReachable(): Promise<void> {}
+}
+
+async function drainWith(load: DrainerLoad): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'crashspool-drainer-'));
+  const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
+  try {
+    const store = new SpoolStore(db);
+    const crashIds = Array.from({ length: 24 }, () => newCrashId(new Date()));
+    store.apply(
+      crashIds.map((crashId) => ({
+        kind: 'append' as const,
+        crashId,
+        receivedAt: Date.now(),
+        rawCrashJson: '{}',
+        dumpNamesJson: '["upload_file_minidump"]',
+        bytes: 10,
+        dumps: [{ name: 'upload_file_minidump', data: Buffer.from(crashId) }],
+      })),
+    );
+    // The writer thread's work, done in place: only its effect on the spool matters here.
+    const writer = {
+      remove: async (crash: { seq: number }) => store.apply([{ kind: 'remove', seq: crash.seq }]),
+      recordFailure: async () => undefined,
+    } as unknown as SpoolWriter;
+    const storage = new CountingStorage();
+    const reader = new SpoolReader(db);
+    const drainer = new Drainer(
+      reader,
+      writer,
+      storage,
+      { concurrency: 6, concurrencyWhileReceiving: 1, retry: { baseMs: 10, maxMs: 10 }, maxAttempts: 3 },
+      createLogger('silent'),
+      createMetrics(),
+      load,
+    );
+    drainer.start();
+    const emptied = await drainer.untilEmpty(Date.now() + 10_000);
+    drainer.stop();
+    assert.ok(emptied, 'every crash was uploaded');
+    assert.equal(reader.stats().pending, 0);
+    return storage.mostAtOnce;
+  } finally {
+    closeSpoolDatabase(db);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('drainer: DRAIN_CONCURRENCY crashes at a time when nothing is being received', async () => {
+  assert.equal(await drainWith({ receiving: () => false, spoolFillingUp: () => false }), 6);
+});
+
+test('drainer: one crash at a time while reports are being received', async () => {
+  assert.equal(await drainWith({ receiving: () => true, spoolFillingUp: () => false }), 1);
+});
+
+test('drainer: full concurrency while receiving once the spool is filling up', async () => {
+  assert.equal(await drainWith({ receiving: () => true, spoolFillingUp: () => true }), 6);
+});
