@@ -49,6 +49,34 @@ const JSON_MAX_DEPTH = 32;
  */
 const INFLATE_CHUNK_BYTES = 256 * 1024;
 
+/**
+ * Joins small chunks (HTTP chunked bodies arrive in pieces of a few KiB) into pieces of at least
+ * `size` bytes, so the gunzip stage makes one thread-pool round trip per piece instead of per chunk.
+ */
+class Coalesce extends Transform {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  constructor(private readonly size: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    if (this.heldBytes >= this.size) this.release();
+    done();
+  }
+  override _flush(done: TransformCallback): void {
+    this.release();
+    done();
+  }
+  private release(): void {
+    if (this.heldBytes === 0) return;
+    this.push(this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes));
+    this.held = [];
+    this.heldBytes = 0;
+  }
+}
+
 /** Counts bytes through it and fails the stream once more than `max` have passed. */
 class ByteLimit extends Transform {
   bytes = 0;
@@ -237,7 +265,9 @@ export async function parseReport(
   clientGone.catch(() => undefined);
 
   body.pipe(sent);
-  const stages: NodeJS.ReadWriteStream[] = gzip ? [sent, createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated] : [sent];
+  const stages: NodeJS.ReadWriteStream[] = gzip
+    ? [sent, new Coalesce(INFLATE_CHUNK_BYTES / 4), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated]
+    : [sent];
   try {
     await Promise.race([pipeline([...stages, parser] as unknown as [Readable, NodeJS.WritableStream]), clientGone]);
     await Promise.all(pendingFiles);

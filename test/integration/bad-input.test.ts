@@ -121,7 +121,16 @@ const cases: Case[] = [
   // Limits: each answers 413 and names the limit.
   {
     name: 'declared body over MAX_BODY_BYTES',
-    send: post({ body: Buffer.alloc(2 * 1024 * 1024 + 1), headers: valid.headers }),
+    // Answered from the headers alone. Only the first bytes are sent: a client still writing 2 MiB
+    // when the server closes after its answer may see a reset instead (kernel-timing dependent).
+    send: async (url) => {
+      const exchange = await rawExchange(Number(new URL(url).port), (socket) => {
+        socket.write(httpHead('/submit', { ...valid.headers, 'Content-Length': 2 * 1024 * 1024 + 1, Connection: 'close' }));
+        socket.write(Buffer.alloc(64 * 1024));
+      });
+      const [head = '', body = ''] = exchange.response.split('\r\n\r\n');
+      return { status: Number(head.split(' ')[1]), body, headers: {} };
+    },
     status: 413,
     body: 'Discarded=too_large_body',
   },
