@@ -2,9 +2,13 @@
  * S3 (or any S3-compatible server) via @aws-sdk/client-s3. Credentials and region come from the
  * standard AWS chain. Checksums are sent only when required: the SDK's default streams bodies as
  * `aws-chunked` with a trailing CRC32, which Ceph RGW rejects (411).
+ *
+ * Integrity: SigV4 signs the body's SHA-256 (`x-amz-content-sha256`) and the server refuses a body
+ * that does not match it (400 XAmzContentSHA256Mismatch; AWS and Ceph RGW alike). For dumps the
+ * SHA-256 computed when the crash was received is signed, so the check covers the bytes from the
+ * ack to the bucket — and the SDK does not hash the dump again.
  */
 import { HeadBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
 import { StorageError, type CrashStorage, type FailureScope } from './storage.js';
 
 /** Error codes that mean the whole bucket is unusable right now, not this one object. */
@@ -57,20 +61,27 @@ export class S3Storage implements CrashStorage {
     });
   }
 
-  async put(key: string, body: Buffer, contentType: string): Promise<void> {
+  async put(key: string, body: Buffer, contentType: string, sha256?: string): Promise<void> {
     const fullKey = `${this.options.prefix}${key}`;
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.options.bucket,
-          Key: fullKey,
-          Body: body,
-          ContentType: contentType,
-          ContentLength: body.length,
-          // The server verifies the bytes it received against this digest.
-          ContentMD5: createHash('md5').update(body).digest('base64'),
-        }),
+    const command = new PutObjectCommand({
+      Bucket: this.options.bucket,
+      Key: fullKey,
+      Body: body,
+      ContentType: contentType,
+      ContentLength: body.length,
+    });
+    if (sha256 !== undefined) {
+      // The signer signs this header's value instead of hashing the body itself.
+      command.middlewareStack.add(
+        (next) => (args) => {
+          (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
+          return next(args);
+        },
+        { step: 'build', name: 'crashspoolReceivedSha256' },
       );
+    }
+    try {
+      await this.client.send(command);
     } catch (error) {
       throw new StorageError(`PUT ${fullKey}: ${describeS3Error(error)}`, classifyS3Error(error), { cause: error });
     }

@@ -24,8 +24,10 @@ export interface CrashStorage {
   /**
    * Stores `body` under `key` (a layout key such as `v1/dump/<id>`), overwriting any object there.
    * Resolves only once the backend has confirmed the object is stored. Throws StorageError.
+   * `sha256`: the hex SHA-256 `body` had when it was received, where known (dumps); a backend
+   * that can have the server verify it does, so bytes changed in the spool are never stored.
    */
-  put(key: string, body: Buffer, contentType: string): Promise<void>;
+  put(key: string, body: Buffer, contentType: string, sha256?: string): Promise<void>;
   /** A cheap real request that fails with StorageError when the backend is unreachable. */
   checkReachable(): Promise<void>;
 }

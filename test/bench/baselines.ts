@@ -3,7 +3,7 @@
  * write bandwidth, and a raw @aws-sdk/client-s3 PutObject loop on the same S3 endpoint.
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as SpoolModule from '../../src/spool.js';
@@ -69,7 +69,7 @@ export interface RawPutResult {
  * Uploads every pending crash of the spool in `spoolDir` (left as it is: nothing deleted) under
  * `prefix`, `concurrency` crashes at a time, with the same objects, keys and order as the
  * collector's drainer: dump_names, the dumps (in parallel), the raw crash last — 3 PUTs per
- * single-dump crash, each with Content-MD5 as S3Storage sends it. Each crash's dumps are read from
+ * single-dump crash, each a plain PutObject (the SDK hashes the body for SigV4). Each crash's dumps are read from
  * the spool when its upload starts (as the drainer does), so memory stays bounded.
  */
 export async function rawPutLoop(s3: S3Endpoint, spoolDir: string, prefix: string, concurrency: number): Promise<RawPutResult> {
@@ -88,7 +88,6 @@ export async function rawPutLoop(s3: S3Endpoint, spoolDir: string, prefix: strin
           Body: body,
           ContentType: contentType,
           ContentLength: body.length,
-          ContentMD5: createHash('md5').update(body).digest('base64'),
         }),
       );
       bytes += body.length;

@@ -147,7 +147,7 @@ function renderTable(result: BenchResult): string {
     'deletes by the drainer), set against the disk row and against the inflated (gunzipped) multipart payload.',
     `drain: ${s.drainCrashes} crashes spooled (~200 KB), then uploaded to S3: collector from "collector started" to its last`,
     '"crash uploaded" log line (ms = per-crash upload time from its logs); raw loop = @aws-sdk/client-s3 PutObject, same',
-    'objects (dump_names, dump, raw crash), same order and concurrency, Content-MD5 as the collector sends it.',
+    'objects (dump_names, dump, raw crash), same order and concurrency, plain PutObject (the SDK hashes each body for SigV4).',
     'restart: spawn → first "crash uploaded" log line. peak RSS = max of sampled VmRSS and the kernel\'s VmHWM.',
     'CPU % = the measured process over the measurement (100 = one core busy); other % = every other process but the load',
     'generator (the S3 server — and any unrelated work, which skews every number: compare rows with "other %" near 0).',

@@ -11,6 +11,9 @@ import { crashIdFrom, postReport, type Answer } from '../helpers/http-client.js'
 import { makeReport, type ClientStyle, type Report } from '../helpers/multipart.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { expectedFrom, s3Target, storedProblem, waitUntilStored, type S3TestTarget } from '../helpers/stored-crashes.js';
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { dumpKey, rawCrashKey } from '../../src/storage-keys.js';
 
 /** An endpoint where nothing listens: every upload fails with ECONNREFUSED. */
 const UNREACHABLE = { S3_ENDPOINT: 'http://127.0.0.1:9' };
@@ -221,6 +224,32 @@ test('a crash S3 rejects permanently is dead-lettered after N attempts; the othe
     const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool_depth: { pending: number; dead: number } };
     assert.deepEqual([health.spool_depth.pending, health.spool_depth.dead], [0, 1], 'kept in the spool, not deleted');
     assert.equal(await s3.reader.get(`v1/raw_crash/20${deadId.slice(-6)}/${deadId}`), undefined);
+  } finally {
+    await collector.stop();
+  }
+});
+
+test('dump bytes changed in the spool after the ack are refused by S3 (checksum from receipt), never stored, dead-lettered', async () => {
+  const s3 = s3Target('tampered');
+  const spool = tempDir('spool');
+  const posted = await spoolBacklog(spool, s3, 2);
+  const [tamperedId, intactId] = [...posted.keys()] as [string, string];
+  const db = new Database(join(spool, 'spool.db'));
+  const row = db
+    .prepare('SELECT dumps.id AS id, dumps.data AS data FROM dumps JOIN crashes USING (seq) WHERE crash_id = ? ORDER BY dumps.id LIMIT 1')
+    .get(tamperedId) as { id: number; data: Buffer };
+  row.data[row.data.length - 1] ^= 0xff;
+  db.prepare('UPDATE dumps SET data = ? WHERE id = ?').run(row.data, row.id);
+  db.close();
+
+  const collector = await CollectorProcess.start({ SPOOL_DIR: spool, ...s3.env, DRAIN_MAX_ATTEMPTS: '2', DRAIN_RETRY_BASE_SECONDS: '0.05', DRAIN_RETRY_MAX_SECONDS: '0.1' });
+  try {
+    const dead = await collector.waitForLog((line) => line.msg === 'crash dead-lettered; kept in the spool');
+    assert.equal(dead['crash_id'], tamperedId);
+    assert.match(String(dead['error']), /XAmzContentSHA256Mismatch/);
+    await waitUntilStored(s3.reader, intactId, expectedFrom(posted.get(intactId)!));
+    assert.equal(await s3.reader.get(dumpKey(tamperedId, 'upload_file_minidump')), undefined, 'the changed dump was not stored');
+    assert.equal(await s3.reader.get(rawCrashKey(tamperedId)), undefined, 'the crash is not complete in storage');
   } finally {
     await collector.stop();
   }
