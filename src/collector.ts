@@ -35,6 +35,8 @@ import { readVersionInfo } from './version.js';
 
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
+/** After the last report ended, how long the drainer still counts as yielding to receiving. */
+const RECEIVING_HOLD_MS = 1000;
 
 export function createStorage(config: Config): CrashStorage {
   const target = config.storageUrl;
@@ -90,13 +92,16 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     {
       concurrency: config.drainConcurrency,
       concurrencyWhileReceiving: Math.min(config.drainConcurrencyWhileReceiving, config.drainConcurrency),
+      yieldMaxMs: config.drainYieldMaxSeconds * 1000,
       retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
       maxAttempts: config.maxAttempts,
     },
     logger,
     metrics,
     {
-      receiving: () => memory.requestsInFlight > 0,
+      // Gaps between reports do not count as idle: a drainer that sprang to full concurrency in
+      // every gap would make the next reports wait.
+      receiving: () => memory.requestsInFlight > 0 || Date.now() - memory.lastRequestEndedAt < RECEIVING_HOLD_MS,
       spoolFillingUp: () => usage.bytes > config.spoolMaxBytes / 2,
     },
   );

@@ -12,7 +12,9 @@
  *   succeeds, so an outage costs one request per backoff interval, not a hot loop.
  * - Acks come first: while reports are being received, it uploads at most
  *   `concurrencyWhileReceiving` crashes at a time (the spool is the buffer; uploading competes
- *   with receiving for the same CPU), unless the spool is filling up (`spoolFillingUp`).
+ *   with receiving for the same CPU) — unless the oldest pending crash has waited longer than
+ *   `yieldMaxMs` or the spool is filling up (`spoolFillingUp`): a burst is absorbed, a sustained
+ *   overload is not allowed to grow the backlog without bound.
  */
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -37,6 +39,8 @@ export interface DrainerLoad {
 export interface DrainerOptions {
   concurrency: number;
   concurrencyWhileReceiving: number;
+  /** Longest a pending crash may wait while uploads are held back for receiving. */
+  yieldMaxMs: number;
   retry: BackoffPolicy;
   maxAttempts: number;
 }
@@ -85,8 +89,13 @@ export class Drainer {
   /** Uploads allowed at once right now. */
   get concurrencyLimit(): number {
     if (this.consecutiveFailures > 0) return 1;
-    if (this.load.receiving() && !this.load.spoolFillingUp()) return this.options.concurrencyWhileReceiving;
+    if (this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue()) return this.options.concurrencyWhileReceiving;
     return this.options.concurrency;
+  }
+
+  private backlogOverdue(): boolean {
+    const oldest = this.spool.oldestPendingAt();
+    return oldest !== undefined && Date.now() - oldest > this.options.yieldMaxMs;
   }
 
   /** True while a storage-wide (or spool) failure has paused draining. */

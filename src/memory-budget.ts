@@ -15,6 +15,9 @@ export class MemoryBudget {
     return this.used;
   }
 
+  /** When the last request closed its account (ms since epoch; 0: none yet). */
+  lastRequestEndedAt = 0;
+
   /** Requests holding an account: reports being received right now. */
   get requestsInFlight(): number {
     return this.requests;
@@ -29,6 +32,7 @@ export class MemoryBudget {
   /** @internal */
   closed(): void {
     this.requests -= 1;
+    this.lastRequestEndedAt = Date.now();
   }
 
   /** @internal */

@@ -291,8 +291,15 @@ export interface SpoolStats {
 export class SpoolReader {
   private readonly dueStatement: Database.Statement;
   private readonly dumpsStatement: Database.Statement;
+  private readonly freePagesStatement: Database.Statement;
+  private readonly oldestPendingStatement: Database.Statement;
+  private readonly pageSize: number;
 
   constructor(readonly db: Database.Database) {
+    // Called for every crash received (the free-space reserve): prepared once.
+    this.freePagesStatement = db.prepare('PRAGMA freelist_count').pluck();
+    this.oldestPendingStatement = db.prepare(`SELECT received_at FROM crashes WHERE state = 'pending' ORDER BY seq LIMIT 1`).pluck();
+    this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.dueStatement = db.prepare(
       `SELECT * FROM crashes WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
     );
@@ -306,6 +313,11 @@ export class SpoolReader {
   due(now: number, limit: number, exclude: ReadonlySet<number>): SpooledCrash[] {
     const rows = this.dueStatement.all(now, limit + exclude.size) as CrashRow[];
     return rows.filter((row) => !exclude.has(row.seq)).slice(0, limit).map(toSpooled);
+  }
+
+  /** Receive time (ms) of the oldest pending crash, or undefined when none is pending. */
+  oldestPendingAt(): number | undefined {
+    return this.oldestPendingStatement.get() as number | undefined;
   }
 
   /** The earliest time a pending crash becomes due, or undefined when none is pending. */
@@ -322,9 +334,7 @@ export class SpoolReader {
 
   /** Free pages inside the database file: space new crashes fill before the file grows. */
   reusableBytes(): number {
-    const pages = this.db.prepare('PRAGMA freelist_count').pluck().get() as number;
-    const pageSize = this.db.prepare('PRAGMA page_size').pluck().get() as number;
-    return pages * pageSize;
+    return (this.freePagesStatement.get() as number) * this.pageSize;
   }
 
   /** Counts over the whole spool: one pass over the crash rows (not the dumps). */

@@ -35,7 +35,7 @@ class CountingStorage implements CrashStorage {
   async checkReachable(): Promise<void> {}
 }
 
-async function drainWith(load: DrainerLoad): Promise<number> {
+async function drainWith(load: DrainerLoad, receivedAgoMs = 0): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'crashspool-drainer-'));
   const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
   try {
@@ -45,7 +45,7 @@ async function drainWith(load: DrainerLoad): Promise<number> {
       crashIds.map((crashId) => ({
         kind: 'append' as const,
         crashId,
-        receivedAt: Date.now(),
+        receivedAt: Date.now() - receivedAgoMs,
         rawCrashJson: '{}',
         dumpNamesJson: '["upload_file_minidump"]',
         bytes: 10,
@@ -63,7 +63,7 @@ async function drainWith(load: DrainerLoad): Promise<number> {
       reader,
       writer,
       storage,
-      { concurrency: 6, concurrencyWhileReceiving: 1, retry: { baseMs: 10, maxMs: 10 }, maxAttempts: 3 },
+      { concurrency: 6, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry: { baseMs: 10, maxMs: 10 }, maxAttempts: 3 },
       createLogger('silent'),
       createMetrics(),
       load,
@@ -90,4 +90,8 @@ test('drainer: one crash at a time while reports are being received', async () =
 
 test('drainer: full concurrency while receiving once the spool is filling up', async () => {
   assert.equal(await drainWith({ receiving: () => true, spoolFillingUp: () => true }), 6);
+});
+
+test('drainer: full concurrency while receiving once the oldest pending crash waited longer than the yield limit', async () => {
+  assert.equal(await drainWith({ receiving: () => true, spoolFillingUp: () => false }, 61_000), 6);
 });
