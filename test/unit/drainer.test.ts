@@ -12,7 +12,7 @@ import { newCrashId } from '../../src/crash-id.js';
 import { Drainer, type DrainerLoad } from '../../src/drainer.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool.js';
+import { closeSpoolDatabase, DUE_SQL, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool.js';
 import type { SpoolWriter } from '../../src/spool-writer.js';
 import type { CrashStorage } from '../../src/storage.js';
 
@@ -94,4 +94,16 @@ test('drainer: full concurrency while receiving once the spool is filling up', a
 
 test('drainer: full concurrency while receiving once the oldest pending crash waited longer than the yield limit', async () => {
   assert.equal(await drainWith({ receiving: () => true, spoolFillingUp: () => false }, 61_000), 6);
+});
+
+test('spool: finding due crashes walks the pending crashes in order and stops at the limit (no sort of the whole backlog)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'crashspool-plan-'));
+  const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
+  try {
+    const plan = (db.prepare(`EXPLAIN QUERY PLAN ${DUE_SQL}`).all(0, 8) as { detail: string }[]).map((row) => row.detail);
+    assert.deepEqual(plan, ['SEARCH crashes USING INDEX crashes_by_state (state=?)'], JSON.stringify(plan));
+  } finally {
+    closeSpoolDatabase(db);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
