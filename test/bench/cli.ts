@@ -141,6 +141,7 @@ function renderTable(result: BenchResult): string {
     '',
     'MB = 10^6 bytes. Ingest: MB/s = gzipped bytes on the wire of accepted reports; p50/p99 = client-side ack latency',
     '(connect → end of answer); n = accepted in the measured window. "× naive", "of bare Hono": crashes/s ratios.',
+    '"at 80% of max": open loop (reports start at a fixed rate whatever is in flight; the rate ramps up over the warm-up).',
     '"S3 down": S3_ENDPOINT is a closed port, so the drainer pauses after one failed upload: the ingest path alone.',
     'The naive peer only stores (no drainer, no limits); bare Hono only reads the body.',
     'disk: collector writes = write_bytes of /proc/<pid>/io over the window (pages the process dirtied: WAL, checkpoints,',

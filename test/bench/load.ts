@@ -221,7 +221,8 @@ export interface LoadOptions {
   warmupMs?: number;
   /**
    * Open loop: start reports at this fixed rate (whatever is still in flight), instead of
-   * `concurrency` workers each waiting for its answer; latency then includes any queueing.
+   * `concurrency` workers each waiting for its answer; latency then includes any queueing. The
+   * rate ramps up from zero over the warm-up.
    */
   ratePerSecond?: number;
   /** Called when the measured window opens and closes (e.g. to read /proc counters). */
@@ -308,10 +309,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     while (!aborted && !done()) await postOne();
   };
   const scheduler = async () => {
-    const interval = 1000 / options.ratePerSecond!;
+    const perMs = options.ratePerSecond! / 1000;
+    // The rate ramps up linearly over the warm-up (a cold process would otherwise start behind,
+    // and at 80% load it catches up only slowly), then holds: n(t) = perMs·t²/2W, then perMs·(t − W/2).
+    const rampedUntil = (perMs * warmupMs) / 2;
+    const dueAt = (i: number) => (i < rampedUntil ? Math.sqrt((2 * warmupMs * i) / perMs) : warmupMs + (i - rampedUntil) / perMs);
     const inFlight: Promise<void>[] = [];
     for (let i = 0; !aborted && !done(); i += 1) {
-      const due = started + i * interval;
+      const due = started + dueAt(i);
       const wait = due - performance.now();
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       inFlight.push(postOne());
