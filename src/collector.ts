@@ -77,10 +77,17 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     maxBytes: config.spoolMaxBytes,
     minFreeBytes: config.spoolMinFreeBytes,
   });
-  const writer = await SpoolWriter.start(config.spoolDir, config.durability, usage, () => reader.reusableBytes(), (error) => {
-    logger.fatal({ err: error }, 'the spool writer thread died; exiting (everything acknowledged is in the spool)');
-    process.exit(1);
-  });
+  const writer = await SpoolWriter.start(
+    config.spoolDir,
+    config.durability,
+    usage,
+    () => reader.reusableBytes(),
+    (error) => {
+      logger.fatal({ err: error }, 'the spool writer thread died; exiting (everything acknowledged is in the spool)');
+      process.exit(1);
+    },
+    (message) => logger.warn({ error: message }, 'background WAL checkpoint failed; the writer checkpoints by itself'),
+  );
 
   const memory = new MemoryBudget(config.inflightMaxBytes);
   const storage = createStorage(config);

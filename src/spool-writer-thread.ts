@@ -5,7 +5,7 @@
  * reply is sent only after the batch holding the write has committed (I1).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, type Durability, type WriteOp } from './spool.js';
+import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, WAL_CHECKPOINT_PAGES, type Durability, type WriteOp } from './spool.js';
 
 export interface WriterRequest {
   id: number;
@@ -20,6 +20,9 @@ export interface WriterReply {
 const { dir, durability } = workerData as { dir: string; durability: Durability };
 const port = parentPort!;
 const db = openSpoolDatabase(dir, { durability, create: true });
+// The checkpointer thread checkpoints every few milliseconds; this connection does so itself only
+// if the WAL grows past twice the usual bound (the checkpointer fell behind or failed).
+db.pragma(`wal_autocheckpoint = ${2 * WAL_CHECKPOINT_PAGES}`);
 const store = new SpoolStore(db);
 let batch: { id: number; op: WriteOp }[] = [];
 let flushScheduled = false;

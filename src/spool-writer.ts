@@ -8,6 +8,10 @@ import type { Crash } from './crash.js';
 import { crashBytes } from './crash.js';
 import type { Durability, SpooledCrash, SpoolUsage, WriteOp } from './spool.js';
 import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
+import type { CheckpointerMessage } from './spool-checkpointer-thread.js';
+
+/** How often the checkpointer thread copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 20;
 
 export class SpoolWriteError extends Error {
   constructor(
@@ -37,6 +41,8 @@ export class SpoolWriter {
   /** The last failed crash append, cleared by the next success: for health checks. */
   lastFailure: { at: number; error: Error } | undefined;
 
+  private checkpointer: Worker | undefined;
+
   private constructor(
     private readonly worker: Worker,
     private readonly usage: SpoolUsage,
@@ -52,8 +58,30 @@ export class SpoolWriter {
     });
   }
 
-  /** Starts the writer thread on the spool in `dir`; resolves once its connection is open. */
-  static start(
+  /**
+   * Starts the writer thread on the spool in `dir`, and the checkpointer thread once the writer
+   * has its connection open; resolves when both are ready. `onCheckpointError` hears of failed
+   * background checkpoints (the writer's own checkpoints still bound the WAL).
+   */
+  static async start(
+    dir: string,
+    durability: Durability,
+    usage: SpoolUsage,
+    reusableBytes: () => number,
+    onFatal: (error: Error) => void,
+    onCheckpointError: (message: string) => void = () => undefined,
+  ): Promise<SpoolWriter> {
+    const writer = await SpoolWriter.startWriter(dir, durability, usage, reusableBytes, onFatal);
+    try {
+      writer.checkpointer = await startCheckpointer(dir, durability, onCheckpointError);
+    } catch (error) {
+      await writer.close();
+      throw error;
+    }
+    return writer;
+  }
+
+  private static startWriter(
     dir: string,
     durability: Durability,
     usage: SpoolUsage,
@@ -131,10 +159,43 @@ export class SpoolWriter {
     return this.send({ kind: 'probe' });
   }
 
-  /** Commits what is queued, checkpoints and closes the connection, ends the thread. */
+  /** Stops the checkpointer; commits what is queued, checkpoints and closes the connection, ends the thread. */
   async close(): Promise<void> {
+    if (this.checkpointer) await stopCheckpointer(this.checkpointer);
+    this.checkpointer = undefined;
     await this.send({ kind: 'close' });
     this.worker.removeAllListeners('exit');
     await this.worker.terminate();
   }
+}
+
+function startCheckpointer(dir: string, durability: Durability, onError: (message: string) => void): Promise<Worker> {
+  const worker = new Worker(new URL('./spool-checkpointer-thread.js', import.meta.url), {
+    workerData: { dir, durability, intervalMs: CHECKPOINT_INTERVAL_MS },
+  });
+  return new Promise((resolve, reject) => {
+    worker.once('error', reject);
+    worker.on('message', (message: CheckpointerMessage) => {
+      if (message.kind === 'ready') {
+        worker.off('error', reject);
+        // A dead checkpointer costs speed, not data: the writer checkpoints by itself.
+        worker.on('error', (error) => onError(`checkpointer thread died: ${error.message}`));
+        resolve(worker);
+      } else if (message.kind === 'error') {
+        onError(message.message);
+      }
+    });
+  });
+}
+
+async function stopCheckpointer(worker: Worker): Promise<void> {
+  const closed = new Promise<void>((resolve) => {
+    worker.on('message', (message: CheckpointerMessage) => {
+      if (message.kind === 'closed') resolve();
+    });
+    worker.once('exit', () => resolve());
+  });
+  worker.postMessage('close');
+  await closed;
+  await worker.terminate();
 }

@@ -22,7 +22,7 @@ import type { Dump } from './crash.js';
 export const SPOOL_FILE = 'spool.db';
 export const SCHEMA_VERSION = 1;
 /** 8 MiB of 64 KiB pages. */
-const WAL_CHECKPOINT_PAGES = 128;
+export const WAL_CHECKPOINT_PAGES = 128;
 
 export type Durability = 'full' | 'normal';
 export type CrashState = 'pending' | 'dead';
