@@ -27,7 +27,8 @@ import { cleanStaleMounts, PowerLossLayer, type CutInfo, type CutMode } from './
 import { seededRandom } from '../helpers/random.js';
 
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
-const SPOOL_FILES = ['spool.db', 'spool.db-wal'];
+// The rollback journal exists only while a new spool switches to WAL mode; a cut then leaves it hot.
+const SPOOL_FILES = ['spool.db', 'spool.db-wal', 'spool.db-journal'];
 const FRESH_SPOOL_EVERY = 5;
 /** Writes a collector makes while creating a new spool (measured: 44). */
 const SPOOL_CREATION_WRITES = 44;
