@@ -19,7 +19,7 @@
  * AWS_*, and LOCAL_S3_* to select the cluster whose radosgw is stopped and started.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,7 +137,11 @@ export interface ChaosDetails {
   unexpectedExits: { lifetime: number; code: number | null; signal: string | null; stderr: string }[];
   outage: { atKill: number; kills: number; stopMs: number; startMs: number } | undefined;
   restartMs: { min: number; median: number; max: number };
-  finalStart: { pending: number; dead: number; integrityCheckSkipped: boolean };
+  /**
+   * `integrity`: PRAGMA integrity_check of a copy of the spool the last kill left (the collector's
+   * own start-up check is skipped above 256 MiB, which a long run's backlog can reach).
+   */
+  finalStart: { pending: number; dead: number; integrityCheckSkipped: boolean; integrity: string };
   drain: { drained: boolean; ms: number; dead: number };
   finalExit: { code: number | null; signal: string | null };
   verifyMs: number;
@@ -391,12 +395,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
 
   // The final collector: must start on the last kill's spool, report it fine, and drain it.
+  const integrity = checkSpoolCopy(spoolDir);
   const final = await start();
   const started = final.logs.find((line) => line.msg === 'collector started')!;
   const finalStart = {
     pending: Number(started['pending'] ?? -1),
     dead: Number(started['dead'] ?? -1),
     integrityCheckSkipped: final.logs.some((line) => String(line.msg).startsWith('spool is large: integrity check skipped')),
+    integrity,
   };
   progress(`final collector: ${finalStart.pending} crashes pending at start; draining`);
   const drainStart = Date.now();
@@ -518,4 +524,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   };
   if (options.print ?? true) console.log(`acknowledged ${acknowledged}, stored ${stored}, lost ${lost}`);
   return { acknowledged, stored, lost, kills: perKill.length, details };
+}
+
+/** Checks a copy of the spool files as a kill left them (opening the copy replays its WAL). */
+function checkSpoolCopy(spoolDir: string): string {
+  const copy = tempDir('chaos-check');
+  try {
+    for (const file of ['spool.db', 'spool.db-wal']) if (existsSync(join(spoolDir, file))) copyFileSync(join(spoolDir, file), join(copy, file));
+    const db = new Database(join(copy, 'spool.db'));
+    try {
+      return (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check).join('; ');
+    } finally {
+      db.close();
+    }
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
 }
