@@ -173,6 +173,9 @@ export class Drainer {
   }
 
   private pause(): number {
+    // Uploads that were in flight together fail together: one outage, one step of backoff.
+    const now = Date.now();
+    if (now < this.pausedUntil) return this.pausedUntil - now;
     this.consecutiveFailures += 1;
     const delay = backoffDelay(this.options.retry, this.consecutiveFailures);
     this.pausedUntil = Date.now() + delay;

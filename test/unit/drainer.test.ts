@@ -14,7 +14,7 @@ import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { closeSpoolDatabase, DUE_SQL, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool.js';
 import type { SpoolWriter } from '../../src/spool-writer.js';
-import type { CrashStorage } from '../../src/storage.js';
+import { StorageError, type CrashStorage } from '../../src/storage.js';
 
 /** Stores nothing; records the most crashes it was ever storing at once (by crash ID in the key). */
 class CountingStorage implements CrashStorage {
@@ -35,7 +35,14 @@ class CountingStorage implements CrashStorage {
   async checkReachable(): Promise<void> {}
 }
 
-async function drainWith(load: DrainerLoad, receivedAgoMs = 0): Promise<number> {
+/** A temp spool holding 24 crashes received `receivedAgoMs` ago, and a drainer on it. */
+async function withDrainer<T>(
+  storage: CrashStorage,
+  load: DrainerLoad,
+  receivedAgoMs: number,
+  retry: { baseMs: number; maxMs: number },
+  use: (drainer: Drainer, reader: SpoolReader) => Promise<T>,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'crashspool-drainer-'));
   const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
   try {
@@ -57,27 +64,35 @@ async function drainWith(load: DrainerLoad, receivedAgoMs = 0): Promise<number> 
       remove: async (crash: { seq: number }) => store.apply([{ kind: 'remove', seq: crash.seq }]),
       recordFailure: async () => undefined,
     } as unknown as SpoolWriter;
-    const storage = new CountingStorage();
     const reader = new SpoolReader(db);
     const drainer = new Drainer(
       reader,
       writer,
       storage,
-      { concurrency: 6, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry: { baseMs: 10, maxMs: 10 }, maxAttempts: 3 },
+      { concurrency: 6, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry, maxAttempts: 3 },
       createLogger('silent'),
       createMetrics(),
       load,
     );
     drainer.start();
-    const emptied = await drainer.untilEmpty(Date.now() + 10_000);
-    drainer.stop();
-    assert.ok(emptied, 'every crash was uploaded');
-    assert.equal(reader.stats().pending, 0);
-    return storage.mostAtOnce;
+    try {
+      return await use(drainer, reader);
+    } finally {
+      drainer.stop();
+    }
   } finally {
     closeSpoolDatabase(db);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+async function drainWith(load: DrainerLoad, receivedAgoMs = 0): Promise<number> {
+  const storage = new CountingStorage();
+  return withDrainer(storage, load, receivedAgoMs, { baseMs: 10, maxMs: 10 }, async (drainer, reader) => {
+    assert.ok(await drainer.untilEmpty(Date.now() + 10_000), 'every crash was uploaded');
+    assert.equal(reader.stats().pending, 0);
+    return storage.mostAtOnce;
+  });
 }
 
 test('drainer: DRAIN_CONCURRENCY crashes at a time when nothing is being received', async () => {
@@ -106,4 +121,24 @@ test('spool: finding due crashes walks the pending crashes in order and stops at
     closeSpoolDatabase(db);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('drainer: uploads failing together in an outage take one step of backoff, not one each', async () => {
+  let attempts = 0;
+  const down: CrashStorage = {
+    description: 'unreachable fake',
+    put: async () => {
+      attempts += 1;
+      throw new StorageError('connect ECONNREFUSED', 'storage');
+    },
+    checkReachable: async () => undefined,
+  };
+  const idle = { receiving: () => false, spoolFillingUp: () => false };
+  await withDrainer(down, idle, 0, { baseMs: 200, maxMs: 10_000 }, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  });
+  // 6 uploads fail at once; then probes after 100–200, 200–400 and 400–800 ms. Had each of the 6
+  // failures stepped the backoff, the next probe would wait 3.2–6.4 s.
+  assert.ok(attempts >= 8, `${attempts} attempts in 1.5 s`);
+  assert.ok(attempts <= 10, `${attempts} attempts in 1.5 s: the outage is probed one upload at a time`);
 });
