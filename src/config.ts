@@ -126,13 +126,13 @@ export const settings = {
   drainConcurrencyWhileReceiving: setting(
     'DRAIN_CONCURRENCY_WHILE_RECEIVING',
     '1',
-    'Crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. Ignored while the oldest pending crash is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
+    'Crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. Ignored while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
     integer(1, 256),
   ),
   drainYieldMaxSeconds: setting(
     'DRAIN_YIELD_MAX_SECONDS',
     '60',
-    'How long uploads may be held back for receiving: once the oldest pending crash is older, the drainer uses `DRAIN_CONCURRENCY` even while reports arrive. Bounds how late a burst reaches storage.',
+    'How long uploads may be held back for receiving: once the oldest crash due for upload (not waiting for a retry) is older, the drainer uses `DRAIN_CONCURRENCY` even while reports arrive. Bounds how late a burst reaches storage.',
     seconds(0),
   ),
   retryBaseSeconds: setting(

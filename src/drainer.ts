@@ -12,7 +12,7 @@
  *   succeeds, so an outage costs one request per backoff interval, not a hot loop.
  * - Acks come first: while reports are being received, it uploads at most
  *   `concurrencyWhileReceiving` crashes at a time (the spool is the buffer; uploading competes
- *   with receiving for the same CPU) — unless the oldest pending crash has waited longer than
+ *   with receiving for the same CPU) — unless the oldest crash due for upload has waited longer than
  *   `yieldMaxMs` or the spool is filling up (`spoolFillingUp`): a burst is absorbed, a sustained
  *   overload is not allowed to grow the backlog without bound.
  */
@@ -94,8 +94,9 @@ export class Drainer {
   }
 
   private backlogOverdue(): boolean {
-    const oldest = this.spool.oldestPendingAt();
-    return oldest !== undefined && Date.now() - oldest > this.options.yieldMaxMs;
+    const now = Date.now();
+    const oldest = this.spool.oldestDueAt(now);
+    return oldest !== undefined && now - oldest > this.options.yieldMaxMs;
   }
 
   /** True while a storage-wide (or spool) failure has paused draining. */

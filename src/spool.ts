@@ -299,13 +299,15 @@ export class SpoolReader {
   private readonly dueStatement: Database.Statement;
   private readonly dumpsStatement: Database.Statement;
   private readonly freePagesStatement: Database.Statement;
-  private readonly oldestPendingStatement: Database.Statement;
+  private readonly oldestDueStatement: Database.Statement;
   private readonly pageSize: number;
 
   constructor(readonly db: Database.Database) {
     // Called for every crash received (the free-space reserve): prepared once.
     this.freePagesStatement = db.prepare('PRAGMA freelist_count').pluck();
-    this.oldestPendingStatement = db.prepare(`SELECT received_at FROM crashes WHERE state = 'pending' ORDER BY seq LIMIT 1`).pluck();
+    this.oldestDueStatement = db.prepare(
+      `SELECT received_at FROM crashes WHERE state = 'pending' AND +next_attempt_at <= ? ORDER BY seq LIMIT 1`,
+    ).pluck();
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.dueStatement = db.prepare(DUE_SQL);
     this.dumpsStatement = db.prepare('SELECT name, data FROM dumps WHERE seq = ? ORDER BY id');
@@ -320,9 +322,12 @@ export class SpoolReader {
     return rows.filter((row) => !exclude.has(row.seq)).slice(0, limit).map(toSpooled);
   }
 
-  /** Receive time (ms) of the oldest pending crash, or undefined when none is pending. */
-  oldestPendingAt(): number | undefined {
-    return this.oldestPendingStatement.get() as number | undefined;
+  /**
+   * Receive time (ms) of the oldest crash due by `now` (waiting only for the drainer, not for a
+   * retry delay), or undefined when none is.
+   */
+  oldestDueAt(now: number): number | undefined {
+    return this.oldestDueStatement.get(now) as number | undefined;
   }
 
   /** The earliest time a pending crash becomes due, or undefined when none is pending. */
