@@ -179,7 +179,7 @@ export class Drainer {
     if (now < this.pausedUntil) return this.pausedUntil - now;
     this.consecutiveFailures += 1;
     const delay = backoffDelay(this.options.retry, this.consecutiveFailures);
-    this.pausedUntil = Date.now() + delay;
+    this.pausedUntil = now + delay;
     this.schedule(this.pausedUntil);
     return delay;
   }

@@ -71,7 +71,23 @@ export class SpoolWriter {
     onFatal: (error: Error) => void,
     onCheckpointError: (message: string) => void = () => undefined,
   ): Promise<SpoolWriter> {
-    const writer = await SpoolWriter.startWriter(dir, durability, usage, reusableBytes, onFatal);
+    const worker = new Worker(new URL('./spool-writer-thread.js', import.meta.url), { workerData: { dir, durability } });
+    const writer = await new Promise<SpoolWriter>((resolve, reject) => {
+      const failedToStart = (error: Error) => reject(error);
+      worker.once('error', failedToStart);
+      worker.once('message', () => {
+        worker.off('error', failedToStart);
+        const started = new SpoolWriter(worker, usage, reusableBytes);
+        const die = (error: Error) => {
+          for (const waiter of started.pending.values()) waiter.reject(error);
+          started.pending.clear();
+          onFatal(error);
+        };
+        worker.on('error', die);
+        worker.on('exit', (code) => die(new Error(`spool writer thread exited (${code})`)));
+        resolve(started);
+      });
+    });
     try {
       writer.checkpointer = await startCheckpointer(dir, durability, onCheckpointError);
     } catch (error) {
@@ -79,32 +95,6 @@ export class SpoolWriter {
       throw error;
     }
     return writer;
-  }
-
-  private static startWriter(
-    dir: string,
-    durability: Durability,
-    usage: SpoolUsage,
-    reusableBytes: () => number,
-    onFatal: (error: Error) => void,
-  ): Promise<SpoolWriter> {
-    const worker = new Worker(new URL('./spool-writer-thread.js', import.meta.url), { workerData: { dir, durability } });
-    return new Promise((resolve, reject) => {
-      const failedToStart = (error: Error) => reject(error);
-      worker.once('error', failedToStart);
-      worker.once('message', () => {
-        worker.off('error', failedToStart);
-        const writer = new SpoolWriter(worker, usage, reusableBytes);
-        const die = (error: Error) => {
-          for (const waiter of writer.pending.values()) waiter.reject(error);
-          writer.pending.clear();
-          onFatal(error);
-        };
-        worker.on('error', die);
-        worker.on('exit', (code) => die(new Error(`spool writer thread exited (${code})`)));
-        resolve(writer);
-      });
-    });
   }
 
   private send(op: WriterRequest['op'], transfer: ArrayBuffer[] = []): Promise<void> {

@@ -19,7 +19,7 @@
  * AWS_*, and LOCAL_S3_* to select the cluster whose radosgw is stopped and started.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,7 @@ import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type ClientStyle, type Report } from '../helpers/multipart.js';
 import { expectedFrom, s3Target, storedProblem, type Expected } from '../helpers/stored-crashes.js';
 import { seededRandom } from '../helpers/random.js';
+import { checkSpoolCopy } from '../helpers/spool-copy.js';
 
 const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url));
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
@@ -395,7 +396,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
 
   // The final collector: must start on the last kill's spool, report it fine, and drain it.
-  const integrity = checkSpoolCopy(spoolDir);
+  const { integrity } = checkSpoolCopy(spoolDir);
   const final = await start();
   const started = final.logs.find((line) => line.msg === 'collector started')!;
   const finalStart = {
@@ -526,18 +527,3 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   return { acknowledged, stored, lost, kills: perKill.length, details };
 }
 
-/** Checks a copy of the spool files as a kill left them (opening the copy replays its WAL). */
-function checkSpoolCopy(spoolDir: string): string {
-  const copy = tempDir('chaos-check');
-  try {
-    for (const file of ['spool.db', 'spool.db-wal']) if (existsSync(join(spoolDir, file))) copyFileSync(join(spoolDir, file), join(copy, file));
-    const db = new Database(join(copy, 'spool.db'));
-    try {
-      return (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check).join('; ');
-    } finally {
-      db.close();
-    }
-  } finally {
-    rmSync(copy, { recursive: true, force: true });
-  }
-}

@@ -15,9 +15,8 @@
  * FRESH_SPOOL_EVERY-th round starts from an empty directory, and half of those cut the power while
  * the collector creates its spool.
  */
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { CollectorProcess, freePort, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
@@ -25,10 +24,9 @@ import { makeReport, type ClientStyle } from '../helpers/multipart.js';
 import { expectedFrom, fileReader, s3Target, storedProblem, type Expected, type ObjectReader } from '../helpers/stored-crashes.js';
 import { cleanStaleMounts, PowerLossLayer, type CutInfo, type CutMode } from './layer.js';
 import { seededRandom } from '../helpers/random.js';
+import { checkSpoolCopy } from '../helpers/spool-copy.js';
 
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
-// The rollback journal exists only while a new spool switches to WAL mode; a cut then leaves it hot.
-const SPOOL_FILES = ['spool.db', 'spool.db-wal', 'spool.db-journal'];
 const FRESH_SPOOL_EVERY = 5;
 /** Writes a collector makes while creating a new spool (measured: 44). */
 const SPOOL_CREATION_WRITES = 44;
@@ -137,30 +135,6 @@ function placeOf(cut: CutInfo, collectorUp: boolean): CutPlace {
   if ((files['spool.db']?.pages ?? 0) > 0) return 'inside a checkpoint';
   if ((files['spool.db-wal']?.pages ?? 0) > 0) return 'inside a commit';
   return 'between commits';
-}
-
-/** Copies the spool files off the backing directory and checks the copy (opening it replays the WAL). */
-function checkBackingCopy(backing: string): { integrity: string; crashIds: Set<string> } {
-  if (!existsSync(join(backing, 'spool.db'))) return { integrity: 'no spool yet', crashIds: new Set() };
-  const copy = tempDir('powerloss-check');
-  try {
-    for (const file of SPOOL_FILES) if (existsSync(join(backing, file))) copyFileSync(join(backing, file), join(copy, file));
-    const db = new Database(join(copy, 'spool.db'));
-    try {
-      const integrity = (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check).join('; ');
-      let crashIds = new Set<string>();
-      try {
-        crashIds = new Set((db.prepare('SELECT crash_id FROM crashes').all() as { crash_id: string }[]).map((row) => row.crash_id));
-      } catch {
-        // no crashes table: the spool was cut before its schema was durable
-      }
-      return { integrity, crashIds };
-    } finally {
-      db.close();
-    }
-  } finally {
-    rmSync(copy, { recursive: true, force: true });
-  }
 }
 
 interface Heartbeat {
@@ -351,7 +325,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
     if (record?.round !== round) throw new Error(`round ${round}: the layer reported no power cut`);
 
     // The machine comes back: check a copy of what was durable, then drain it with a new collector.
-    const check = checkBackingCopy(options.spoolSubdir ? join(backing, options.spoolSubdir) : backing);
+    const check = checkSpoolCopy(options.spoolSubdir ? join(backing, options.spoolSubdir) : backing);
     record.integrity = check.integrity;
     record.spooledAfterCut = check.crashIds.size;
     const drainStart = Date.now();
