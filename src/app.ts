@@ -12,6 +12,7 @@ import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
 import type { SpoolWriter } from './spool-writer.js';
 import { Overloaded, type MemoryBudget, type Reservation } from './memory-budget.js';
 import { spoolFailureReason } from './spool-errors.js';
+import { discardRest } from './request-body.js';
 import type { VersionInfo } from './version.js';
 
 export interface ServiceState {
@@ -54,6 +55,8 @@ export function createMetricsApp(metrics: Metrics, refreshGauges: () => void) {
 }
 
 const RETRY_AFTER_SECONDS = '30';
+/** How long a refused request's unread body is read and dropped before the answer (see discardRest). */
+const REFUSAL_DRAIN_MS = 1000;
 
 export function createApp(deps: AppDeps) {
   const { config, logger, metrics } = deps;
@@ -69,17 +72,28 @@ export function createApp(deps: AppDeps) {
     return new Response(body, { status, headers });
   };
 
+  /**
+   * A report that broke the parser or the raw-crash builder in a way we did not foresee: a bug of
+   * ours, so logged with its stack and counted apart, but it fails this request only.
+   */
+  const refuseUnexpected = (error: unknown, userAgent: string) => {
+    logger.error({ err: error, user_agent: userAgent }, 'unexpected error while reading a crash report; crash refused');
+    return refuse('unexpected_error', 400, 'Discarded=malformed_invalid_payload_structure\n');
+  };
+
   /** Parse → crash → spool commit → ack. Nothing is acknowledged before the commit (I1). */
   const accept = async (url: string, incoming: HttpBindings['incoming'], userAgent: string, memory: Reservation, started: number) => {
     let report;
     try {
       report = await parseReport(incoming, incoming.headers, config, memory);
     } catch (error) {
+      if (!(error instanceof ClientGone)) await discardRest(incoming, REFUSAL_DRAIN_MS);
       if (error instanceof Overloaded) {
         logger.warn({ in_flight_bytes: deps.memory.inUse, user_agent: userAgent }, 'in-flight memory budget spent; crash refused');
         return refuse('overloaded', 503, 'Discarded=overloaded\n');
       }
       if (error instanceof ReportRejected) {
+        if (error.unexpected !== undefined) return refuseUnexpected(error.unexpected, userAgent);
         logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
         return refuse(error.body.replace('Discarded=', ''), error.status, `${error.body}\n`);
       }
@@ -88,16 +102,21 @@ export function createApp(deps: AppDeps) {
         logger.info({ user_agent: userAgent }, 'client disconnected mid-upload; nothing stored');
         return new Response(null, { status: 400 });
       }
-      throw error;
+      return refuseUnexpected(error, userAgent);
     }
 
-    const crash = buildCrash({
-      report,
-      receivedAt: new Date(),
-      userAgent,
-      query: Object.fromEntries(new URL(url).searchParams),
-      removeKeys: config.removeAnnotations,
-    });
+    let crash;
+    try {
+      crash = buildCrash({
+        report,
+        receivedAt: new Date(),
+        userAgent,
+        query: Object.fromEntries(new URL(url).searchParams),
+        removeKeys: config.removeAnnotations,
+      });
+    } catch (error) {
+      return refuseUnexpected(error, userAgent);
+    }
     try {
       await deps.spool.append(crash);
     } catch (error) {

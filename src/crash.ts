@@ -16,6 +16,8 @@ export type Annotations = Record<string, unknown>;
 export interface ParsedReport {
   annotations: Annotations;
   dumps: Dump[];
+  /** What the parser changed or dropped (odd parts, text cleaned), for `collector_notes`. */
+  notes: string[];
   payload: 'multipart' | 'json';
   compressed: boolean;
   /** Bytes of the body as sent (before gunzip). */

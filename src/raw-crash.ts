@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { Crash, ParsedReport, RawCrash } from './crash.js';
 import { newCrashId } from './crash-id.js';
+import { cleanText, findingNotes, noFindings, quoted } from './annotation-text.js';
 
 export const THROTTLE_RULE = 'accept_everything';
 
@@ -27,8 +28,8 @@ const VERSION_ALIASES = ['ver', '_version', 'version'];
 
 export function clientKind(report: ParsedReport, userAgent: string): ClientKind {
   const a = report.annotations;
-  if (report.payload === 'json' || 'ProductName' in a) return 'mozilla';
-  if ('_productName' in a || a['prod'] === 'Electron') return 'electron';
+  if (report.payload === 'json' || Object.hasOwn(a, 'ProductName')) return 'mozilla';
+  if (Object.hasOwn(a, '_productName') || a['prod'] === 'Electron') return 'electron';
   if (/crashpad/i.test(userAgent) || report.compressed) return 'crashpad';
   return 'breakpad';
 }
@@ -48,23 +49,28 @@ export function sha256Hex(data: Buffer): string {
 export function buildCrash(received: ReceivedReport): Crash {
   const { report, receivedAt } = received;
   const crashId = newCrashId(receivedAt);
-  const notes: string[] = [];
-  const annotations: Record<string, unknown> = { ...report.annotations };
+  const notes: string[] = [...report.notes];
+  // No prototype, and only own keys count: a client's `__proto__` or `toString` is just a key.
+  const annotations: Record<string, unknown> = Object.assign(Object.create(null), report.annotations);
 
-  for (const [key, value] of Object.entries(received.query)) {
-    if (!(key in annotations)) {
+  for (const [sentKey, sentValue] of Object.entries(received.query)) {
+    const findings = noFindings();
+    const key = cleanText(sentKey, findings);
+    const value = cleanText(sentValue, findings);
+    notes.push(...findingNotes(findings, `URL query parameter ${quoted(key)}`));
+    if (!Object.hasOwn(annotations, key)) {
       annotations[key] = value;
       notes.push(`added ${key} from the URL query`);
     }
   }
   for (const key of received.removeKeys) {
-    if (key in annotations) {
+    if (Object.hasOwn(annotations, key)) {
       delete annotations[key];
       notes.push(`removed annotation ${key}`);
     }
   }
   const normalise = (canonical: string, aliases: string[]) => {
-    if (canonical in annotations) return;
+    if (Object.hasOwn(annotations, canonical)) return;
     const found = firstString(annotations, aliases);
     if (found) {
       annotations[canonical] = found[1];
@@ -74,7 +80,7 @@ export function buildCrash(received: ReceivedReport): Crash {
   normalise('ProductName', PRODUCT_ALIASES);
   normalise('Version', VERSION_ALIASES);
 
-  const dumpChecksums: Record<string, string> = {};
+  const dumpChecksums: Record<string, string> = Object.create(null);
   for (const dump of report.dumps) {
     dumpChecksums[dump.name] = sha256Hex(dump.data);
     if (dump.data.subarray(0, 4).toString('latin1') !== 'MDMP') notes.push(`${dump.name} has no MDMP magic`);

@@ -10,7 +10,9 @@ import { createGunzip } from 'node:zlib';
 import busboy from 'busboy';
 import type { Annotations, Dump, ParsedReport } from './crash.js';
 import { sanitizeDumpName } from './storage-keys.js';
-import type { Reservation } from './memory-budget.js';
+import { Overloaded, type Reservation } from './memory-budget.js';
+import { cleanJson, cleanText, findingNotes, noFindings, quoted, type TextFindings } from './annotation-text.js';
+import { PartFilter } from './part-filter.js';
 
 export interface ReportLimits {
   maxBodyBytes: number;
@@ -27,6 +29,8 @@ export class ReportRejected extends Error {
   constructor(
     readonly status: 400 | 413,
     readonly reason: string,
+    /** Set when the refusal hides an unexpected error (a bug): logged with its stack. */
+    readonly unexpected?: unknown,
   ) {
     super(`${status} ${reason}`);
   }
@@ -93,11 +97,12 @@ class ByteLimit extends Transform {
   }
 }
 
-function checkHeaders(headers: IncomingHttpHeaders, limits: ReportLimits): { gzip: boolean } {
+function checkHeaders(headers: IncomingHttpHeaders, limits: ReportLimits): { gzip: boolean; boundary: string } {
   const contentType = headers['content-type'];
   if (!contentType) throw malformed('no_content_type');
   if (!/^multipart\/form-data\s*(;|$)/i.test(contentType)) throw malformed('wrong_content_type');
-  if (!/;\s*boundary=("[^"]+"|[^;\s]+)/i.test(contentType)) throw malformed('no_boundary');
+  const boundary = /;\s*boundary=(?:"((?:[^"\\]|\\.)+)"|([^;\s]+))/i.exec(contentType);
+  if (!boundary) throw malformed('no_boundary');
 
   const encoding = (headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'x-gzip') {
@@ -105,7 +110,7 @@ function checkHeaders(headers: IncomingHttpHeaders, limits: ReportLimits): { gzi
   }
   const declared = headers['content-length'];
   if (declared !== undefined && Number(declared) > limits.maxBodyBytes) throw tooLarge('body');
-  return { gzip: encoding !== 'identity' };
+  return { gzip: encoding !== 'identity', boundary: boundary[1]?.replace(/\\(.)/g, '$1') ?? boundary[2]! };
 }
 
 function jsonDepth(value: unknown, depth = 0): number {
@@ -115,7 +120,7 @@ function jsonDepth(value: unknown, depth = 0): number {
   return deepest;
 }
 
-function parseJsonAnnotations(text: string): Annotations {
+function parseJsonAnnotations(text: string, findings: TextFindings): Annotations {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -124,16 +129,24 @@ function parseJsonAnnotations(text: string): Annotations {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw malformed('invalid_json_value');
   if (jsonDepth(value) > JSON_MAX_DEPTH) throw malformed('invalid_json_nesting');
-  return value as Annotations;
+  return cleanJson(value, findings) as Annotations;
 }
 
 const isJson = (mimeType: string) => /^application\/json\b/i.test(mimeType);
+const isMultipart = (mimeType: string) => /^multipart\//i.test(mimeType);
+/** Transfer encodings that mean "as is"; any other is noted, and the bytes are kept as sent. */
+const PLAIN_ENCODINGS = new Set(['7bit', '8bit', 'binary']);
+const noop = () => undefined;
 
 /**
  * Parses `body` as a crash report. Resolves with the report, or rejects with ReportRejected
  * (answer it), Overloaded (the in-flight memory budget is spent: 503) or ClientGone (the
  * connection is gone). Every byte it buffers is first taken from `memory`. Never destroys `body` itself: the caller's
  * HTTP layer still owns the connection and may answer on it.
+ *
+ * busboy calls the listeners below synchronously from inside its parser, outside this function's
+ * promise: an exception escaping one of them would end the process. So each listener catches
+ * everything and routes it to `fail`, which fails this request only.
  */
 export async function parseReport(
   body: Readable,
@@ -141,10 +154,13 @@ export async function parseReport(
   limits: ReportLimits,
   memory?: Reservation,
 ): Promise<ParsedReport> {
-  const { gzip } = checkHeaders(headers, limits);
+  const { gzip, boundary } = checkHeaders(headers, limits);
 
-  const annotations: Annotations = {};
+  // No prototype: annotation names such as `__proto__` or `constructor` are ordinary keys.
+  const annotations: Annotations = Object.create(null);
+  const notes: string[] = [];
   let annotationCount = 0;
+  let partEvents = 0;
   let jsonPayload = false;
   const dumps = new Map<string, Dump>();
   // Names are claimed when a part starts; its bytes arrive later.
@@ -155,16 +171,19 @@ export async function parseReport(
 
   const sent = new ByteLimit(limits.maxBodyBytes, () => tooLarge('body'));
   const inflated = new ByteLimit(limits.maxDecompressedBytes, () => tooLarge('decompressed_body'));
+  const parts = new PartFilter({ boundary, maxParts: limits.maxParts, onTooManyParts: () => tooLarge('parts') });
   let parser: busboy.Busboy;
   try {
     parser = busboy({
       headers,
+      // Part names are decoded as UTF-8 (bytes that are not become U+FFFD), values too unless declared otherwise.
+      defParamCharset: 'utf8',
+      defCharset: 'utf8',
       limits: {
         parts: limits.maxParts,
         fields: limits.maxAnnotations,
         fieldSize: limits.maxAnnotationBytes,
         fileSize: limits.maxDumpBytes,
-        fieldNameSize: 256,
         headerPairs: 32,
       },
     });
@@ -172,102 +191,150 @@ export async function parseReport(
     throw malformed('no_boundary');
   }
 
-  const fail = (error: Error) => {
+  const fail = (error: unknown) => {
     if (failure) return;
-    failure = error;
+    failure = error instanceof Error ? error : new Error(String(error));
     // Deferred: destroying busboy from inside one of its own event handlers makes it throw
     // (it keeps writing to the part it was parsing), which would be an uncaught exception.
-    process.nextTick(() => parser.destroy(error));
+    process.nextTick(() => parser.destroy(failure));
+  };
+  const guarded =
+    <A extends unknown[]>(listener: (...args: A) => void) =>
+    (...args: A) => {
+      try {
+        listener(...args);
+      } catch (error) {
+        fail(error);
+      }
+    };
+
+  const noteEncoding = (name: string, encoding: string) => {
+    if (!PLAIN_ENCODINGS.has(encoding)) notes.push(`part ${quoted(name)} declares Content-Transfer-Encoding ${quoted(encoding)}; kept as sent`);
   };
 
   const addAnnotation = (name: string, value: string, mimeType: string) => {
+    const findings = noFindings();
     if (name === 'extra' && isJson(mimeType)) {
-      Object.assign(annotations, parseJsonAnnotations(value));
+      Object.assign(annotations, parseJsonAnnotations(value, findings));
       jsonPayload = true;
+      notes.push(...findingNotes(findings, 'the JSON extra part'));
       return;
     }
     annotationCount += 1;
     if (annotationCount > limits.maxAnnotations) throw tooLarge('annotations');
-    annotations[name] = value;
+    const cleanName = cleanText(name, findings);
+    annotations[cleanName] = cleanText(value, findings);
+    notes.push(...findingNotes(findings, `annotation ${quoted(cleanName)}`));
   };
 
-  parser.on('field', (name, value, info) => {
-    if (failure) return;
-    try {
-      memory?.take(value.length);
+  parser.on(
+    'field',
+    guarded((name: string | undefined, value: string | undefined, info: busboy.FieldInfo) => {
+      partEvents += 1;
+      if (failure) return;
       if (info.valueTruncated) throw tooLarge('annotation_value');
-      if (info.nameTruncated) throw malformed('annotation_name');
+      if (isMultipart(info.mimeType)) throw malformed('nested_multipart');
+      if (!name) {
+        notes.push('dropped a text part without a name');
+        return;
+      }
+      if (value === undefined) {
+        notes.push(`the value of ${quoted(name)} could not be decoded; stored empty`);
+        value = '';
+      }
+      memory?.take(value.length);
+      noteEncoding(name, info.encoding);
       addAnnotation(name, value, info.mimeType);
-    } catch (error) {
-      fail(error as Error);
-    }
-  });
+    }),
+  );
 
   // busboy makes a file of every part with a filename or of type application/octet-stream: those
   // are dumps (except Mozilla's JSON `extra`), and their bytes are kept exactly as sent.
-  parser.on('file', (name, stream, info) => {
+  parser.on('file', (name: string | undefined, stream: Readable & { truncated?: boolean }, info: busboy.FileInfo) => {
+    partEvents += 1;
+    // First, before anything can throw: busboy reports a truncated body on each open file stream,
+    // and an unhandled 'error' ends the process. The cause reaches us through the pipeline.
+    stream.on('error', noop);
+    try {
+      if (failure) throw failure;
+      readFile(name, stream, info);
+    } catch (error) {
+      fail(error);
+      stream.resume();
+    }
+  });
+
+  const readFile = (name: string | undefined, stream: Readable, info: busboy.FileInfo) => {
+    if (isMultipart(info.mimeType)) throw malformed('nested_multipart');
+    if (!name) {
+      notes.push('dropped a file part without a name');
+      stream.resume();
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const asJson = name === 'extra' && isJson(info.mimeType);
     const dumpName = asJson ? name : sanitizeDumpName(name);
-    if (dumpName === undefined) fail(malformed('invalid_dump_name'));
-    else if (!asJson && dumpNamesSeen.has(dumpName)) fail(malformed('duplicate_dump_name'));
-    else if (!asJson) dumpNamesSeen.add(dumpName);
+    if (dumpName === undefined) throw malformed('invalid_dump_name');
+    if (!asJson) {
+      if (dumpNamesSeen.has(dumpName)) throw malformed('duplicate_dump_name');
+      dumpNamesSeen.add(dumpName);
+    }
+    noteEncoding(name, info.encoding);
 
     const done = new Promise<void>((resolve) => {
-      stream.on('data', (chunk: Buffer) => {
-        if (failure) return;
-        try {
-          memory?.take(chunk.length);
-        } catch (error) {
-          return fail(error as Error);
-        }
-        size += chunk.length;
-        if (asJson && size > limits.maxAnnotationBytes) return fail(tooLarge('annotation_value'));
-        if (!asJson) {
-          totalDumpBytes += chunk.length;
-          if (totalDumpBytes > limits.maxTotalDumpBytes) return fail(tooLarge('total_dumps'));
-        }
-        chunks.push(chunk);
-      });
-      stream.on('limit', () => fail(asJson ? tooLarge('annotation_value') : tooLarge('dump')));
-      // busboy reports a truncated body on each open file stream; an unhandled one kills the process.
-      stream.on('error', () => fail(malformed('invalid_payload_structure')));
       stream.on('close', resolve);
-      stream.on('end', () => {
-        if (!failure && dumpName !== undefined) {
-          try {
-            if (asJson) addAnnotation(name, Buffer.concat(chunks).toString('utf8'), info.mimeType);
-            else {
-              // Joining the chunks briefly holds the dump twice.
-              memory?.take(size);
-              dumps.set(dumpName, { name: dumpName, data: Buffer.concat(chunks, size) });
-            }
-          } catch (error) {
-            fail(error as Error);
+      stream.on(
+        'data',
+        guarded((chunk: Buffer) => {
+          if (failure) return;
+          memory?.take(chunk.length);
+          size += chunk.length;
+          if (asJson && size > limits.maxAnnotationBytes) throw tooLarge('annotation_value');
+          if (!asJson) {
+            totalDumpBytes += chunk.length;
+            if (totalDumpBytes > limits.maxTotalDumpBytes) throw tooLarge('total_dumps');
           }
-        }
-        resolve();
-      });
+          chunks.push(chunk);
+        }),
+      );
+      stream.on(
+        'limit',
+        guarded(() => fail(asJson ? tooLarge('annotation_value') : tooLarge('dump'))),
+      );
+      stream.on(
+        'end',
+        guarded(() => {
+          resolve();
+          if (failure) return;
+          if (asJson) {
+            addAnnotation(name, Buffer.concat(chunks).toString('utf8'), info.mimeType);
+          } else {
+            // Joining the chunks briefly holds the dump twice.
+            memory?.take(size);
+            dumps.set(dumpName, { name: dumpName, data: Buffer.concat(chunks, size) });
+          }
+        }),
+      );
     });
     pendingFiles.add(done);
-  });
+  };
 
-  parser.on('partsLimit', () => fail(tooLarge('parts')));
-  parser.on('filesLimit', () => fail(tooLarge('parts')));
-  parser.on('fieldsLimit', () => fail(tooLarge('annotations')));
+  parser.on('partsLimit', guarded(() => fail(tooLarge('parts'))));
+  parser.on('filesLimit', guarded(() => fail(tooLarge('parts'))));
+  parser.on('fieldsLimit', guarded(() => fail(tooLarge('annotations'))));
 
   const clientGone = new Promise<never>((_resolve, reject) => {
     body.once('close', () => {
       if (!body.readableEnded) reject(new ClientGone('client disconnected mid-upload'));
     });
   });
-  clientGone.catch(() => undefined);
+  clientGone.catch(noop);
 
   body.pipe(sent);
   const stages: NodeJS.ReadWriteStream[] = gzip
-    ? [sent, new Coalesce(INFLATE_CHUNK_BYTES / 4), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated]
-    : [sent];
+    ? [sent, new Coalesce(INFLATE_CHUNK_BYTES / 4), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated, parts]
+    : [sent, parts];
   try {
     await Promise.race([pipeline([...stages, parser] as unknown as [Readable, NodeJS.WritableStream]), clientGone]);
     await Promise.all(pendingFiles);
@@ -275,18 +342,33 @@ export async function parseReport(
     body.unpipe(sent);
     // A gzip error first: busboy's complaint about the cut-off form is only its consequence.
     if ((error as { code?: string }).code?.startsWith('Z_')) throw malformed('bad_gzip');
-    if (failure) throw failure;
-    if (error instanceof ReportRejected || error instanceof ClientGone) throw error;
-    throw malformed('invalid_payload_structure');
+    throw refusal(failure ?? error);
   }
-  if (failure) throw failure;
+  if (failure) throw refusal(failure);
 
+  if (parts.partsKept > partEvents) {
+    notes.push(`dropped ${parts.partsKept - partEvents} part(s) whose Content-Disposition could not be parsed`);
+  }
   if (Object.keys(annotations).length === 0) throw malformed('no_annotations');
   return {
     annotations,
     dumps: [...dumps.values()],
+    notes: [...parts.notes, ...notes],
     payload: jsonPayload ? 'json' : 'multipart',
     compressed: gzip,
     payloadSize: sent.bytes,
   };
+}
+
+/**
+ * What a failed parse is answered with. Errors of the request's own making pass as they are; a
+ * multipart syntax error is `invalid_payload_structure`; anything else is a bug of ours, which
+ * still fails this request only.
+ */
+function refusal(error: unknown): Error {
+  if (error instanceof ReportRejected || error instanceof ClientGone || error instanceof Overloaded) return error;
+  if (error instanceof Error && /^(Unexpected end of form|Malformed part header|Multipart:)/.test(error.message)) {
+    return malformed('invalid_payload_structure');
+  }
+  return new ReportRejected(400, 'invalid_payload_structure', error);
 }

@@ -45,6 +45,7 @@ export async function fillSpool(dir: string, count: number, dumpBytes: number): 
         report: {
           annotations: { ProductName: 'BenchApp', Version: '1.0', prod: 'BenchApp', ver: '1.0', seq: String(i) },
           dumps: [{ name: 'upload_file_minidump', data: dump }],
+          notes: [],
           payload: 'multipart',
           compressed: true,
           payloadSize: dumpBytes,

@@ -20,7 +20,6 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -29,7 +28,7 @@ import { CollectorProcess, freePort, tempDir, type LogLine } from '../helpers/co
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type ClientStyle, type Report } from '../helpers/multipart.js';
-import { expectedFrom, s3Target, storedProblem, type Expected } from '../helpers/stored-crashes.js';
+import { deletePrefix, expectedFrom, s3Target, storedProblem, type Expected } from '../helpers/stored-crashes.js';
 import { seededRandom } from '../helpers/random.js';
 import { checkSpoolCopy } from '../helpers/spool-copy.js';
 
@@ -165,27 +164,6 @@ async function localS3(command: 'stop-rgw' | 'start-rgw' | 'status'): Promise<nu
   // The inherited environment selects the cluster (LOCAL_S3_DIR, LOCAL_S3_PORT, LOCAL_S3_MON_PORT).
   await run(LOCAL_S3, [command], { env: process.env, timeout: 180_000 });
   return Date.now() - started;
-}
-
-/** Deletes every object under `s3://bucket/prefix`. */
-async function deletePrefix(client: S3Client, storageUrl: string): Promise<number> {
-  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(storageUrl);
-  if (!match) return 0;
-  const [, bucket, prefix] = match as unknown as [string, string, string];
-  let deleted = 0;
-  let token: string | undefined;
-  do {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key! }));
-    if (keys.length > 0) {
-      const answer = await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-      const failed = answer.Errors ?? [];
-      if (failed.length > 0) throw new Error(`${failed.length} objects not deleted, e.g. ${failed[0]?.Key}: ${failed[0]?.Message}`);
-      deleted += keys.length;
-    }
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return deleted;
 }
 
 async function rgwAnswers(): Promise<boolean> {

@@ -27,6 +27,23 @@ export function multipart(parts: Part[], boundary = `----crashspool${randomBytes
   return { contentType: `multipart/form-data; boundary=${boundary}`, body: Buffer.concat(chunks) };
 }
 
+/** A part as raw header lines (without their CRLF) and a body: for shapes no client library sends. */
+export interface RawPart {
+  headers: string[];
+  body: Buffer;
+}
+
+/** A multipart body from raw parts; header lines are written as latin1, so any byte can be sent. */
+export function rawMultipart(parts: RawPart[], boundary: string, options: { close?: boolean; preamble?: string; epilogue?: string } = {}): Buffer {
+  const chunks: Buffer[] = [Buffer.from(options.preamble ?? '')];
+  for (const part of parts) {
+    chunks.push(Buffer.from(`--${boundary}\r\n${part.headers.map((line) => `${line}\r\n`).join('')}\r\n`, 'latin1'), part.body, Buffer.from('\r\n'));
+  }
+  if (options.close !== false) chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  chunks.push(Buffer.from(options.epilogue ?? ''));
+  return Buffer.concat(chunks);
+}
+
 export type ClientStyle = 'breakpad' | 'crashpad' | 'mozilla' | 'electron';
 
 export interface Report {

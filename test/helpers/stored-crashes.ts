@@ -2,7 +2,7 @@
  * Reads crashes back from where the collector drained them — real S3 (Ceph RGW) or a directory —
  * and checks them against what was posted, byte for byte.
  */
-import { GetObjectCommand, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, NoSuchKey, S3Client } from '@aws-sdk/client-s3';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -18,6 +18,9 @@ export interface S3TestTarget {
   env: Record<string, string>;
   reader: ObjectReader;
   client: S3Client;
+  bucket: string;
+  /** Key prefix of this target in the bucket, ending in '/'. */
+  prefix: string;
 }
 
 /** The local RGW started by scripts/local-s3 (npm test exports its settings). */
@@ -49,6 +52,8 @@ export function s3Target(name: string): S3TestTarget {
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
   return {
+    bucket: settings.bucket,
+    prefix,
     env: {
       STORAGE_URL: `s3://${settings.bucket}/${prefix}`,
       S3_ENDPOINT: settings.endpoint,
@@ -69,6 +74,32 @@ export function s3Target(name: string): S3TestTarget {
       },
     },
   };
+}
+
+/** Every key under `prefix`, page by page. */
+export async function* listKeys(client: S3Client, bucket: string, prefix: string): AsyncGenerator<string[]> {
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    yield (page.Contents ?? []).map((object) => object.Key!);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+}
+
+/** Deletes every object under `s3://bucket/prefix` (a test's STORAGE_URL); the count deleted. */
+export async function deletePrefix(client: S3Client, storageUrl: string): Promise<number> {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(storageUrl);
+  if (!match) return 0;
+  const [, bucket, prefix] = match as unknown as [string, string, string];
+  let deleted = 0;
+  for await (const keys of listKeys(client, bucket, prefix)) {
+    if (keys.length === 0) continue;
+    const answer = await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
+    const failed = answer.Errors ?? [];
+    if (failed.length > 0) throw new Error(`${failed.length} objects not deleted, e.g. ${failed[0]?.Key}: ${failed[0]?.Message}`);
+    deleted += keys.length;
+  }
+  return deleted;
 }
 
 export function fileReader(dir: string): ObjectReader {

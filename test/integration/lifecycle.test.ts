@@ -238,7 +238,7 @@ test('dump bytes changed in the spool after the ack are refused by S3 (checksum 
   const row = db
     .prepare('SELECT dumps.id AS id, dumps.data AS data FROM dumps JOIN crashes USING (seq) WHERE crash_id = ? ORDER BY dumps.id LIMIT 1')
     .get(tamperedId) as { id: number; data: Buffer };
-  row.data[row.data.length - 1] ^= 0xff;
+  row.data[row.data.length - 1]! ^= 0xff;
   db.prepare('UPDATE dumps SET data = ? WHERE id = ?').run(row.data, row.id);
   db.close();
 

@@ -9,6 +9,7 @@ function report(overrides: Partial<ParsedReport> = {}): ParsedReport {
   return {
     annotations: { prod: 'App', ver: '1.0', Email: 'a@b.c', guid: 'g' },
     dumps: [{ name: 'upload_file_minidump', data: mdmp }],
+    notes: [],
     payload: 'multipart',
     compressed: false,
     payloadSize: 1234,
@@ -26,7 +27,7 @@ test('the raw crash keeps every annotation and adds the Antenna fields', () => {
   assert.equal(raw.version, 2);
   assert.equal(raw.submitted_timestamp, '2026-11-25T10:11:12.345Z');
   assert.equal(crash.crashId.slice(-7), '0261125');
-  assert.deepEqual(raw.metadata.dump_checksums, { upload_file_minidump: sha256Hex(mdmp) });
+  assert.deepEqual({ ...raw.metadata.dump_checksums }, { upload_file_minidump: sha256Hex(mdmp) });
   assert.equal(raw.metadata.payload, 'multipart');
   assert.equal(raw.metadata.payload_compressed, '0');
   assert.equal(raw.metadata.payload_size, 1234);

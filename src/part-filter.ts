@@ -1,0 +1,217 @@
+/**
+ * Sits between the (inflated) body and busboy and gives every part's header block a defined
+ * meaning before busboy reads it. busboy skips some parts silently (no `Content-Disposition`, a
+ * disposition other than `form-data`), refuses the whole form for others (a part with no header
+ * at all, control bytes in a header), and cannot decode some charsets (the value is lost). Here:
+ * - a part without headers, or without `Content-Disposition`, or with a disposition other than
+ *   `form-data`/`attachment`/`inline`, is cut out of the stream and noted;
+ * - `attachment` and `inline` are rewritten to `form-data` (so a named one is kept) and noted;
+ * - control bytes in header lines become U+FFFD (names are decoded as UTF-8) and are noted;
+ * - a declared charset busboy cannot decode correctly becomes `utf-8` and is noted;
+ * - every part counts towards MAX_PARTS, dropped ones too.
+ * Part data passes through untouched: only header blocks — the bytes between a boundary line and
+ * the empty line after it, found exactly as busboy finds them — are ever rewritten.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import StreamSearch from 'streamsearch';
+
+/** busboy's own bound on one part's header block; past it busboy refuses the form. */
+const MAX_HEADER_BYTES = 16 * 1024;
+const CRLF = Buffer.from('\r\n');
+const HEADER_END = Buffer.from('\r\n\r\n');
+/** Charsets busboy decodes as declared; any other declared charset is decoded as UTF-8. */
+const DECODABLE_CHARSETS = new Set([
+  'utf-8', 'utf8', 'us-ascii', 'ascii', 'latin1', 'iso-8859-1', 'iso8859-1', 'iso88591', 'iso_8859-1',
+  'iso_8859-1:1987', 'windows-1252', 'cp1252', 'x-cp1252', 'utf-16le', 'utf16le', 'ucs-2', 'ucs2',
+]);
+/** U+FFFD as UTF-8, written into a latin1 header string. */
+const REPLACEMENT = '\u00ef\u00bf\u00bd';
+
+type Mode = 'data' | 'dropping' | 'after-boundary' | 'header' | 'passthrough';
+
+export interface PartFilterOptions {
+  boundary: string;
+  maxParts: number;
+  onTooManyParts: () => Error;
+}
+
+const printable = (text: string) => text.replace(/[^\x21-\x7e]/g, '?').slice(0, 40);
+
+export class PartFilter extends Transform {
+  /** What was changed or dropped, for the raw crash's `collector_notes`. */
+  readonly notes: string[] = [];
+  /** Parts handed on to busboy: each should come out as one field or file. */
+  partsKept = 0;
+  private partsSeen = 0;
+  private mode: Mode = 'data';
+  private readonly search: StreamSearch;
+  private readonly boundaryLine: Buffer;
+  private afterBoundary: number[] = [];
+  private header: Buffer[] = [];
+  private headerBytes = 0;
+  /** Bytes of the virtual CRLF fed first (as busboy does) still to be kept out of the output. */
+  private virtualBytes = CRLF.length;
+  private failure: Error | undefined;
+
+  constructor(private readonly options: PartFilterOptions) {
+    super();
+    this.boundaryLine = Buffer.from(`\r\n--${options.boundary}`, 'latin1');
+    this.search = new StreamSearch(this.boundaryLine, (isMatch, data, start, end, isDataSafe) => {
+      if (data && end > start) this.onData(isDataSafe ? data.subarray(start, end) : Buffer.from(data.subarray(start, end)));
+      if (isMatch) this.onBoundary();
+    });
+    // busboy searches for CRLF + "--boundary", and feeds a CRLF first so the first line matches.
+    this.search.push(CRLF);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.search.push(chunk);
+    done(this.failure);
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.search.destroy();
+    if (this.mode === 'after-boundary') this.emit_(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
+    if (this.mode === 'header') this.emit_(this.heldHeader());
+    done(this.failure);
+  }
+
+  private emit_(bytes: Buffer): void {
+    if (this.virtualBytes > 0) {
+      const skip = Math.min(this.virtualBytes, bytes.length);
+      this.virtualBytes -= skip;
+      bytes = bytes.subarray(skip);
+    }
+    if (bytes.length > 0) this.push(bytes);
+  }
+
+  private heldHeader(): Buffer {
+    return Buffer.concat([this.boundaryLine, CRLF, ...this.header], this.boundaryLine.length + CRLF.length + this.headerBytes);
+  }
+
+  private onBoundary(): void {
+    switch (this.mode) {
+      case 'passthrough':
+        this.emit_(this.boundaryLine);
+        return;
+      case 'after-boundary':
+        // Two boundary lines in a row: the first one opened nothing.
+        this.emit_(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
+        break;
+      case 'header':
+        // A header block cut by a boundary: hand busboy the bytes as they came and stop interpreting.
+        this.emit_(this.heldHeader());
+        this.mode = 'passthrough';
+        this.emit_(this.boundaryLine);
+        return;
+      default:
+    }
+    this.mode = 'after-boundary';
+    this.afterBoundary = [];
+  }
+
+  private onData(bytes: Buffer): void {
+    let at = 0;
+    while (at < bytes.length) {
+      switch (this.mode) {
+        case 'data':
+        case 'passthrough':
+          this.emit_(at === 0 ? bytes : bytes.subarray(at));
+          return;
+        case 'dropping':
+          return;
+        case 'after-boundary': {
+          this.afterBoundary.push(bytes[at++]!);
+          if (this.afterBoundary.length < 2) break;
+          const [first, second] = this.afterBoundary;
+          if (first === 0x0d && second === 0x0a) {
+            this.startPart();
+          } else {
+            // "--" closes the form; anything else is not a part: busboy treats both as data.
+            this.emit_(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
+            this.mode = first === 0x2d && second === 0x2d ? 'passthrough' : 'data';
+          }
+          break;
+        }
+        case 'header':
+          at = this.readHeader(bytes, at);
+          break;
+      }
+    }
+  }
+
+  private startPart(): void {
+    this.partsSeen += 1;
+    if (this.partsSeen > this.options.maxParts && !this.failure) this.failure = this.options.onTooManyParts();
+    this.mode = 'header';
+    this.header = [];
+    this.headerBytes = 0;
+  }
+
+  /** Takes header bytes from `bytes[at..]`; returns where the part's data begins (or the end). */
+  private readHeader(bytes: Buffer, at: number): number {
+    const rest = bytes.subarray(at);
+    this.header.push(rest);
+    this.headerBytes += rest.length;
+    const held = Buffer.concat(this.header, this.headerBytes);
+    // An empty header block is a lone CRLF right after the boundary line's CRLF.
+    const end = held.length >= 2 && held[0] === 0x0d && held[1] === 0x0a ? 0 : held.indexOf(HEADER_END);
+    if (end === -1) {
+      this.header = [held];
+      if (this.headerBytes > MAX_HEADER_BYTES) {
+        // busboy refuses a header block this long; let it see the bytes and say so.
+        this.emit_(this.heldHeader());
+        this.mode = 'passthrough';
+      }
+      return bytes.length;
+    }
+    const blockEnd = end === 0 ? 2 : end + HEADER_END.length;
+    const rewritten = this.rewrite(held.subarray(0, end).toString('latin1'));
+    if (rewritten === undefined) {
+      this.mode = 'dropping';
+    } else {
+      this.partsKept += 1;
+      this.mode = 'data';
+      this.emit_(Buffer.concat([this.boundaryLine, CRLF, Buffer.from(`${rewritten}\r\n\r\n`, 'latin1')]));
+    }
+    const consumedFromThisChunk = blockEnd - (held.length - rest.length);
+    return at + consumedFromThisChunk;
+  }
+
+  /** The header block as busboy should read it, or undefined to drop the part. */
+  private rewrite(block: string): string | undefined {
+    if (block === '') {
+      this.notes.push('dropped a part without headers');
+      return undefined;
+    }
+    let lines = block.split('\r\n');
+    if (lines.some((line) => /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(line))) {
+      lines = lines.map((line) => line.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, REPLACEMENT));
+      this.notes.push('replaced control characters in a part header with U+FFFD');
+    }
+    const dispositionAt = lines.findIndex((line) => /^content-disposition:/i.test(line));
+    if (dispositionAt === -1) {
+      this.notes.push('dropped a part without Content-Disposition');
+      return undefined;
+    }
+    const disposition = /^(content-disposition:[ \t]*)([^;]*)(.*)$/is.exec(lines[dispositionAt]!)!;
+    const type = disposition[2]!.trim().toLowerCase();
+    if (type === 'attachment' || type === 'inline') {
+      lines[dispositionAt] = `${disposition[1]}form-data${disposition[3]}`;
+      this.notes.push(`read a Content-Disposition: ${type} part as form-data`);
+    } else if (type !== 'form-data') {
+      this.notes.push(`dropped a part with Content-Disposition: ${printable(type) || '(empty)'}`);
+      return undefined;
+    }
+    const typeAt = lines.findIndex((line) => /^content-type:/i.test(line));
+    if (typeAt !== -1) {
+      lines[typeAt] = lines[typeAt]!.replace(/(;\s*charset=)("[^"]*"|[^;\s]*)/i, (whole, prefix: string, value: string) => {
+        const charset = value.replace(/^"|"$/g, '').toLowerCase();
+        if (DECODABLE_CHARSETS.has(charset)) return whole;
+        this.notes.push(`decoded a part declared as charset ${printable(charset) || '(empty)'} as UTF-8`);
+        return `${prefix}utf-8`;
+      });
+    }
+    return lines.join('\r\n');
+  }
+}
