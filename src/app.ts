@@ -87,6 +87,8 @@ export function createApp(deps: AppDeps) {
     try {
       report = await parseReport(incoming, incoming.headers, config, memory);
     } catch (error) {
+      // The refused report's bytes are garbage now: give them back before waiting on the rest.
+      memory.close();
       if (!(error instanceof ClientGone)) await discardRest(incoming, REFUSAL_DRAIN_MS);
       if (error instanceof Overloaded) {
         logger.warn({ in_flight_bytes: deps.memory.inUse, user_agent: userAgent }, 'in-flight memory budget spent; crash refused');

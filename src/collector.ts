@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createApp, createMetricsApp } from './app.js';
 import type { Config } from './config.js';
 import { Drainer } from './drainer.js';
+import { closeIdleConnectionsAfterIo } from './idle-connections.js';
 import { FileStorage } from './file-storage.js';
 import { createHeartbeat } from './health.js';
 import type { Logger } from './logger.js';
@@ -37,12 +38,25 @@ import { readVersionInfo } from './version.js';
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 /** After the last report ended, how long the drainer still counts as yielding to receiving. */
 const RECEIVING_HOLD_MS = 1000;
+/** How often the spool byte count is re-read from the spool while it is above half its limit. */
+const USAGE_RESYNC_MS = 2000;
 
-export function createStorage(config: Config): CrashStorage {
+export function createStorage(config: Config, logger: Logger): CrashStorage {
   const target = config.storageUrl;
   return target.kind === 'file'
     ? new FileStorage(target.dir)
-    : new S3Storage({ bucket: target.bucket, prefix: target.prefix, endpoint: config.s3Endpoint });
+    : new S3Storage({
+        bucket: target.bucket,
+        prefix: target.prefix,
+        endpoint: config.s3Endpoint,
+        timeouts: {
+          connectMs: config.storageConnectTimeoutSeconds * 1000,
+          idleMs: config.storageIdleTimeoutSeconds * 1000,
+          requestMs: config.storageRequestTimeoutSeconds * 1000,
+        },
+        maxAttempts: config.storageMaxAttempts,
+        logger,
+      });
 }
 
 export interface RunningCollector {
@@ -90,7 +104,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   );
 
   const memory = new MemoryBudget(config.inflightMaxBytes);
-  const storage = createStorage(config);
+  const storage = createStorage(config, logger);
   const metrics = createMetrics();
   const drainer = new Drainer(
     reader,
@@ -112,6 +126,13 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       spoolFillingUp: () => usage.bytes > config.spoolMaxBytes / 2,
     },
   );
+  // The byte count follows the collector's own appends and deletes; re-read it now and then so space
+  // freed by another process (spool-inspect purge) reopens acceptance without a restart. Only
+  // near the limit, where it matters: the read is a pass over every crash row.
+  const usageResync = setInterval(() => {
+    if (usage.bytes > config.spoolMaxBytes / 2) usage.resync(reader.stats().bytes);
+  }, USAGE_RESYNC_MS);
+  usageResync.unref();
   const state = { routable: true, accepting: true };
   const heartbeat = createHeartbeat({
     spool: reader,
@@ -120,7 +141,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     drainer,
     startedAt: Date.now(),
     options: {
-      storageCheckCacheMs: 5000,
+      storageCheckIntervalMs: 5000,
       maxPending: config.healthMaxPending,
       maxAgeSeconds: config.healthMaxAgeSeconds,
       drainStallSeconds: config.healthDrainStallSeconds,
@@ -160,6 +181,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   }) as Server;
   // A connection idle this long (a stalled upload) is destroyed, freeing what its request held.
   server.timeout = config.idleTimeoutSeconds * 1000;
+  closeIdleConnectionsAfterIo(server);
   await listen(server, config.port, config.host);
   const metricsServer =
     config.metricsPort === undefined ? undefined : (createAdaptorServer({ fetch: createMetricsApp(metrics, refreshGauges).fetch }) as Server);
@@ -207,6 +229,9 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       logger.info({ pending: reader.stats().pending }, 'shutdown: draining the spool until empty or deadline');
       const emptied = await drainer.untilEmpty(deadline);
       drainer.stop();
+      clearInterval(usageResync);
+      // Uploads still in flight are cut now, at the deadline; their crashes stay in the spool.
+      storage.destroy();
       state.accepting = false;
       const left = reader.stats();
       const uploaded = drainer.uploaded - uploadedBefore;
@@ -217,7 +242,6 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       await writer.close();
       closeSpoolDatabase(drainerDb);
       lock.release();
-      if (storage instanceof S3Storage) storage.destroy();
       logger.info(
         { uploaded, left_pending: left.pending, left_dead: left.dead, emptied, ms: Date.now() - started },
         emptied ? 'shutdown complete: spool empty' : 'shutdown complete: deadline reached; the rest is drained on next start',

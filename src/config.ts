@@ -121,6 +121,30 @@ export const settings = {
     'S3 endpoint for a non-AWS server (path-style addressing is used then). Empty: AWS. Credentials and region come from the standard AWS variables.',
     optionalUrl,
   ),
+  storageConnectTimeoutSeconds: setting(
+    'STORAGE_CONNECT_TIMEOUT_SECONDS',
+    '3',
+    'S3: a connection not established within this time fails the request (it is retried).',
+    seconds(0.1),
+  ),
+  storageIdleTimeoutSeconds: setting(
+    'STORAGE_IDLE_TIMEOUT_SECONDS',
+    '10',
+    'S3: a request during which no byte moves for this long fails (a server that accepts but never answers; it is retried).',
+    seconds(0.1),
+  ),
+  storageRequestTimeoutSeconds: setting(
+    'STORAGE_REQUEST_TIMEOUT_SECONDS',
+    '60',
+    'S3: the longest one request may take in all, first byte to last (it is retried). Size it for your largest dump over your uplink.',
+    seconds(0.1),
+  ),
+  storageMaxAttempts: setting(
+    'STORAGE_MAX_ATTEMPTS',
+    '3',
+    "S3: attempts per request by the AWS SDK's standard retry strategy (jittered exponential backoff, retry quota) before the drainer sees the failure and retries the crash later.",
+    integer(1, 10),
+  ),
   logLevel: setting('LOG_LEVEL', 'info', 'pino log level.', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent')),
   drainConcurrency: setting('DRAIN_CONCURRENCY', '8', 'Crashes uploaded at the same time.', integer(1, 256)),
   drainConcurrencyWhileReceiving: setting(

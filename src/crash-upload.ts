@@ -17,16 +17,27 @@ function dumpChecksums(rawCrashJson: string): Map<string, string> {
 }
 
 /**
- * Uploads one crash in Antenna's order: dump_names, the dumps, and the raw crash last, so the raw
- * crash's presence in storage means the crash is complete. Resolves once every object is
+ * Uploads one crash: dump_names and the dumps side by side, and the raw crash last, once all of
+ * them are confirmed, so the raw crash's presence in storage means the crash is complete (what
+ * Socorro relies on; one round trip less than Antenna's dump_names-first order). Resolves once every object is
  * confirmed; a retry after any failure rewrites the same keys with the same bytes (I3).
+ * `confirmed` holds the keys storage already confirmed for this crash (kept by the caller across
+ * retries): they are not sent again, and each newly confirmed key is added.
  */
-export async function uploadCrash(storage: CrashStorage, crash: SpooledCrash, dumps: Dump[]): Promise<void> {
+export async function uploadCrash(storage: CrashStorage, crash: SpooledCrash, dumps: Dump[], confirmed: Set<string> = new Set()): Promise<void> {
   const json = 'application/json';
   const checksums = dumpChecksums(crash.rawCrashJson);
-  await storage.put(dumpNamesKey(crash.crashId), Buffer.from(JSON.stringify(crash.dumpNames)), json);
-  await Promise.all(
-    dumps.map((dump) => storage.put(dumpKey(crash.crashId, dump.name), dump.data, 'application/octet-stream', checksums.get(dump.name))),
-  );
-  await storage.put(rawCrashKey(crash.crashId), Buffer.from(crash.rawCrashJson), json);
+  const put = async (key: string, body: Buffer, contentType: string, sha256?: string) => {
+    if (confirmed.has(key)) return;
+    await storage.put(key, body, contentType, sha256);
+    confirmed.add(key);
+  };
+  // allSettled: an object that stored is confirmed even when its sibling failed.
+  const results = await Promise.allSettled([
+    put(dumpNamesKey(crash.crashId), Buffer.from(JSON.stringify(crash.dumpNames)), json),
+    ...dumps.map((dump) => put(dumpKey(crash.crashId, dump.name), dump.data, 'application/octet-stream', checksums.get(dump.name))),
+  ]);
+  const failed = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  await put(rawCrashKey(crash.crashId), Buffer.from(crash.rawCrashJson), json);
 }

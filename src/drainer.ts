@@ -7,9 +7,15 @@
  *   bytes to the same keys on the next start (I3), which is harmless.
  * - Failures of one crash (scope `crash`) back off per crash, persisted in the spool, and after
  *   `maxAttempts` move it to the dead-letter state — kept, logged, counted (I6), never deleted.
- * - Failures of the storage as a whole (scope `storage`) never count against a crash: the drainer
- *   pauses everything with a growing delay and probes with one upload at a time until one
- *   succeeds, so an outage costs one request per backoff interval, not a hot loop.
+ * - Failures of the storage (scope `storage`: a 5xx, a timeout, a refused connection) never count
+ *   against a crash. One such failure is retried for that crash alone, after a jittered backoff
+ *   kept in memory, while other crashes go on uploading: partial failure (S3 answers `503 SlowDown`
+ *   routinely) is not an outage; concurrency follows the share of recent requests that succeed.
+ *   Only when a failure says so by itself (connection refused, no such bucket, bad credentials) or
+ *   every recent request went unanswered (timeouts) does the drainer pause everything, probing with
+ *   one upload at a time with a growing delay; the first success resumes full concurrency. A
+ *   storage that answers every request with an error gets one request per retry base interval.
+ * - A retried crash uploads only the objects storage has not confirmed yet, raw crash still last.
  * - Acks come first: while reports are being received, it uploads at most
  *   `concurrencyWhileReceiving` crashes at a time (the spool is the buffer; uploading competes
  *   with receiving for the same CPU) — unless the oldest crash due for upload has waited longer than
@@ -25,8 +31,17 @@ import type { SpoolWriter } from './spool-writer.js';
 import { StorageError, type CrashStorage } from './storage.js';
 
 const IDLE_RECHECK_MS = 30_000;
+/** Recent storage requests looked at to tell an outage from partial failure. */
+const OUTCOME_WINDOW = 20;
+/** Fewer recent requests than this say nothing about the storage as a whole. */
+const OUTAGE_MIN_SAMPLES = 10;
+/** A retry entry this long past due belongs to a crash that is gone from the spool. */
+const STALE_RETRY_MS = 10 * 60_000;
 /** How soon to look again when uploads are held back while reports are being received. */
 const RECEIVING_RECHECK_MS = 100;
+
+/** How a storage request ended: confirmed, answered with an error (a 5xx), or not answered at all. */
+type RequestOutcome = 'ok' | 'error-answer' | 'no-answer';
 
 /** What the drainer yields to. */
 export interface DrainerLoad {
@@ -47,8 +62,15 @@ export interface DrainerOptions {
 
 export class Drainer {
   private readonly inflight = new Map<number, Promise<void>>();
+  /** Steps of the storage-wide pause; 0 when storage is not considered down. */
   private consecutiveFailures = 0;
   private pausedUntil = 0;
+  /** Outcomes of the last storage requests, newest last: confirmed, an error answer, or no answer. */
+  private readonly recentOutcomes: RequestOutcome[] = [];
+  /** Crashes waiting out a backoff after a storage failure of their own: seq → when to retry, failures. */
+  private readonly retries = new Map<number, { at: number; failures: number }>();
+  /** Keys storage has confirmed for crashes not yet removed, so a retry does not send them again. */
+  private readonly confirmed = new Map<number, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   private stopped = false;
@@ -66,7 +88,25 @@ export class Drainer {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly load: DrainerLoad = { receiving: () => false, spoolFillingUp: () => false },
-  ) {}
+  ) {
+    this.requests = {
+      description: storage.description,
+      put: async (...args) => {
+        try {
+          await storage.put(...args);
+        } catch (error) {
+          this.recordOutcome(error instanceof StorageError && error.answered ? 'error-answer' : 'no-answer');
+          throw error;
+        }
+        this.recordOutcome('ok');
+      },
+      checkReachable: () => storage.checkReachable(),
+      destroy: () => storage.destroy(),
+    };
+  }
+
+  /** The storage, with every request's outcome recorded: the evidence for "storage-wide". */
+  private readonly requests: CrashStorage;
 
   start(): void {
     this.wake();
@@ -86,11 +126,19 @@ export class Drainer {
     return this.inflight.size;
   }
 
-  /** Uploads allowed at once right now. */
+  /**
+   * Uploads allowed at once right now: one probe while storage is down; otherwise scaled to the
+   * share of recent requests that succeeded (four times that share of DRAIN_CONCURRENCY, so up to
+   * three in four failing keeps it all, and at least two), which keeps a mostly failing storage
+   * from being hammered while its successes still make progress; and held back while reports are
+   * being received.
+   */
   get concurrencyLimit(): number {
     if (this.consecutiveFailures > 0) return 1;
-    if (this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue()) return this.options.concurrencyWhileReceiving;
-    return this.options.concurrency;
+    const wanted = this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue() ? this.options.concurrencyWhileReceiving : this.options.concurrency;
+    if (this.recentOutcomes.length < OUTAGE_MIN_SAMPLES) return wanted;
+    const scaled = Math.max(2, Math.ceil(this.options.concurrency * (1 - this.recentFailureRatio) * 4));
+    return Math.min(wanted, scaled);
   }
 
   private backlogOverdue(): boolean {
@@ -102,6 +150,17 @@ export class Drainer {
   /** True while a storage-wide (or spool) failure has paused draining. */
   get paused(): boolean {
     return this.consecutiveFailures > 0;
+  }
+
+  /** Crashes waiting to be retried after a storage failure of their own. */
+  get retrying(): number {
+    return this.retries.size;
+  }
+
+  /** Share of the recent storage requests that failed (0 when none were made). */
+  get recentFailureRatio(): number {
+    if (this.recentOutcomes.length === 0) return 0;
+    return this.recentOutcomes.filter((outcome) => outcome !== 'ok').length / this.recentOutcomes.length;
   }
 
   /**
@@ -142,7 +201,7 @@ export class Drainer {
     if (slots > 0) {
       let due: SpooledCrash[];
       try {
-        due = this.spool.due(now, slots, new Set(this.inflight.keys()));
+        due = this.spool.due(now, slots, this.notStartable(now));
       } catch (error) {
         this.logger.error({ err: error }, 'reading the spool failed; retrying');
         this.pause();
@@ -153,6 +212,10 @@ export class Drainer {
     if (this.inflight.size > 0) {
       // Held back for receiving: catch the moment it stops rather than the next upload's end.
       if (limit < this.options.concurrency && this.consecutiveFailures === 0) this.schedule(now + RECEIVING_RECHECK_MS);
+      else {
+        const retryAt = this.nextRetryAt(now);
+        if (retryAt !== undefined) this.schedule(retryAt);
+      }
       return;
     }
 
@@ -163,9 +226,47 @@ export class Drainer {
       for (const notify of waiters) notify();
       // Crashes can also arrive from outside (an operator's requeue): look again now and then.
       this.schedule(now + IDLE_RECHECK_MS);
-    } else {
-      this.schedule(Math.max(nextDueAt, now + 10));
+      return;
     }
+    // Due crashes may all be waiting out their own retry delay: wake for whichever comes first.
+    const wakeAt = Math.min(nextDueAt > now ? nextDueAt : Infinity, this.nextRetryAt(now) ?? Infinity);
+    this.schedule(Number.isFinite(wakeAt) ? Math.max(wakeAt, now + 10) : now + 10);
+  }
+
+  /** Crashes not to start now: uploading, or waiting out a retry delay. */
+  private notStartable(now: number): Set<number> {
+    const skip = new Set(this.inflight.keys());
+    for (const [seq, retry] of this.retries) {
+      if (retry.at > now) skip.add(seq);
+      // Long due and never retried: the crash left the spool another way (an operator's purge).
+      else if (now - retry.at > STALE_RETRY_MS) this.retries.delete(seq);
+    }
+    return skip;
+  }
+
+  /** The earliest retry time still ahead, if any. */
+  private nextRetryAt(now: number): number | undefined {
+    let next: number | undefined;
+    for (const retry of this.retries.values()) if (retry.at > now && (next === undefined || retry.at < next)) next = retry.at;
+    return next;
+  }
+
+  private recordOutcome(outcome: RequestOutcome): void {
+    this.recentOutcomes.push(outcome);
+    if (this.recentOutcomes.length > OUTCOME_WINDOW) this.recentOutcomes.shift();
+    if (outcome === 'ok' && this.consecutiveFailures > 0 && !this.stopped) {
+      // Storage answers again: full concurrency from the next pump on.
+      this.logger.info('storage answers again; draining at full concurrency');
+      this.consecutiveFailures = 0;
+      this.pausedUntil = 0;
+      this.wake();
+    }
+  }
+
+  /** The crash is done with (removed or dead-lettered): forget its retry state. */
+  private forget(seq: number): void {
+    this.retries.delete(seq);
+    this.confirmed.delete(seq);
   }
 
   private schedule(at: number): void {
@@ -186,8 +287,10 @@ export class Drainer {
 
   private async upload(crash: SpooledCrash): Promise<void> {
     const started = performance.now();
+    let confirmed = this.confirmed.get(crash.seq);
+    if (!confirmed) this.confirmed.set(crash.seq, (confirmed = new Set()));
     try {
-      await uploadCrash(this.storage, crash, this.spool.dumps(crash.seq));
+      await uploadCrash(this.requests, crash, this.spool.dumps(crash.seq), confirmed);
       if (this.stopped) return;
       try {
         await this.writer.remove(crash);
@@ -197,7 +300,7 @@ export class Drainer {
         this.logger.error({ crash_id: crash.crashId, err: error, retry_in_ms: delay }, 'removing an uploaded crash from the spool failed');
         return;
       }
-      this.consecutiveFailures = 0;
+      this.forget(crash.seq);
       this.uploaded += 1;
       this.lastSuccessAt = Date.now();
       const seconds = (performance.now() - started) / 1000;
@@ -220,8 +323,24 @@ export class Drainer {
     const scope = error instanceof StorageError ? error.scope : 'storage';
     if (scope === 'storage') {
       this.metrics.uploads.inc({ outcome: 'storage_error' });
-      const delay = this.pause();
-      this.logger.warn({ crash_id: crash.crashId, error: message, retry_in_ms: delay }, 'storage unavailable; draining paused');
+      const allFailed = this.recentOutcomes.length >= OUTAGE_MIN_SAMPLES && this.recentFailureRatio === 1;
+      if ((error instanceof StorageError && error.outage) || (allFailed && !this.recentOutcomes.includes('error-answer'))) {
+        const delay = this.pause();
+        this.logger.warn({ crash_id: crash.crashId, error: message, retry_in_ms: delay }, 'storage unavailable; draining paused');
+        return;
+      }
+      if (allFailed) {
+        // Storage answers, but only with errors: one request per retry base, no growing pause,
+        // so the first request it takes again is soon made.
+        this.pausedUntil = Math.max(this.pausedUntil, Date.now() + this.options.retry.baseMs);
+      }
+      const failures = (this.retries.get(crash.seq)?.failures ?? 0) + 1;
+      const delay = backoffDelay(this.options.retry, failures);
+      this.retries.set(crash.seq, { at: Date.now() + delay, failures });
+      this.logger.warn(
+        { crash_id: crash.crashId, error: message, retry_in_ms: delay, confirmed_objects: this.confirmed.get(crash.seq)?.size ?? 0 },
+        'storage request failed; retrying this crash',
+      );
       return;
     }
     this.metrics.uploads.inc({ outcome: 'crash_error' });
@@ -236,6 +355,7 @@ export class Drainer {
       return;
     }
     if (dead) {
+      this.forget(crash.seq);
       this.metrics.deadLettered.inc();
       this.logger.error({ crash_id: crash.crashId, attempts, error: message }, 'crash dead-lettered; kept in the spool');
     } else {

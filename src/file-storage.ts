@@ -45,6 +45,9 @@ export class FileStorage implements CrashStorage {
     }
   }
 
+  /** File writes are short and local: nothing to cut. */
+  destroy(): void {}
+
   async checkReachable(): Promise<void> {
     try {
       await mkdirDurable(this.root);

@@ -1,8 +1,11 @@
 /**
  * `/__heartbeat__`: named checks an operator's monitoring can alert on before crashes are lost.
- * 200 when all pass, 503 with every check's details otherwise. The storage check makes a real
- * request, cached briefly so frequent probes stay cheap; the spool check makes a real (tiny)
- * durable write, so a full disk shows here before the next crash is refused.
+ * 200 when all pass, 503 with every check's details otherwise. It answers within a second whatever
+ * storage does: the storage check is a real request made in the background every few seconds, and
+ * the heartbeat reports its last result with its age (or `timeout` while one hangs) — it never waits
+ * on storage. The spool check makes a real (tiny) durable write, bounded in time too, so a full disk
+ * shows here before the next crash is refused. Dead-lettered crashes are shown, not failed on: the
+ * alert rules decide.
  */
 import type { Drainer } from './drainer.js';
 import type { SpoolReader, SpoolStats } from './spool.js';
@@ -11,7 +14,8 @@ import { spoolFailureReason } from './spool-errors.js';
 import type { CrashStorage } from './storage.js';
 
 export interface HealthOptions {
-  storageCheckCacheMs: number;
+  /** How often the storage is probed in the background. */
+  storageCheckIntervalMs: number;
   maxPending: number;
   maxAgeSeconds: number;
   drainStallSeconds: number;
@@ -33,32 +37,81 @@ export interface HeartbeatDeps {
 
 const ageSeconds = (since: number | null | undefined, now: number) => (since == null ? 0 : Math.round((now - since) / 1000));
 
-export function createHeartbeat({ spool, writer, storage, drainer, startedAt, options }: HeartbeatDeps) {
-  let storageCheck: { at: number; result: Promise<Check> } | undefined;
+/** A check that has not answered within this long is reported as `timeout`. */
+const CHECK_TIMEOUT_MS = 800;
 
-  const checkStorage = (): Promise<Check> => {
-    const now = Date.now();
-    if (!storageCheck || now - storageCheck.at > options.storageCheckCacheMs) {
-      storageCheck = {
-        at: now,
-        result: storage.checkReachable().then(
-          () => ({ ok: true, target: storage.description }),
-          (error: Error) => ({ ok: false, target: storage.description, error: error.message }),
-        ),
-      };
+const within = <T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve('timeout'), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+
+/**
+ * The storage's reachability, probed in the background: at most one probe in flight, a new one
+ * when the last result is older than `intervalMs`. Reading it never waits.
+ */
+class StorageProbe {
+  private last: { at: number; error?: string } | undefined;
+  private inFlightSince: number | undefined;
+
+  constructor(
+    private readonly storage: CrashStorage,
+    private readonly intervalMs: number,
+  ) {
+    this.refresh(Date.now());
+  }
+
+  check(now: number): Check {
+    this.refresh(now);
+    const target = this.storage.description;
+    const hanging = this.inFlightSince !== undefined && now - this.inFlightSince > CHECK_TIMEOUT_MS;
+    if (hanging) {
+      return { ok: false, target, error: 'timeout', waiting_seconds: ageSeconds(this.inFlightSince, now), last_error: this.last?.error ?? null };
     }
-    return storageCheck.result;
-  };
+    if (!this.last) return { ok: true, target, checked: 'in progress' };
+    const age = ageSeconds(this.last.at, now);
+    return this.last.error === undefined ? { ok: true, target, checked_seconds_ago: age } : { ok: false, target, error: this.last.error, checked_seconds_ago: age };
+  }
+
+  private refresh(now: number): void {
+    if (this.inFlightSince !== undefined) return;
+    if (this.last && now - this.last.at < this.intervalMs) return;
+    this.inFlightSince = now;
+    this.storage.checkReachable().then(
+      () => this.settle(undefined),
+      (error: Error) => this.settle(error.message),
+    );
+  }
+
+  private settle(error: string | undefined): void {
+    this.inFlightSince = undefined;
+    this.last = error === undefined ? { at: Date.now() } : { at: Date.now(), error };
+  }
+}
+
+export function createHeartbeat({ spool, writer, storage, drainer, startedAt, options }: HeartbeatDeps) {
+  const storageProbe = new StorageProbe(storage, options.storageCheckIntervalMs);
 
   // Both a probe and the last real commit: a full disk may still take the probe's few bytes
   // while refusing every crash.
   const checkWritable = async (): Promise<Check> => {
     try {
-      await writer.probe();
+      if ((await within(writer.probe(), CHECK_TIMEOUT_MS)) === 'timeout') {
+        return { ok: false, reason: 'timeout', error: `no commit within ${CHECK_TIMEOUT_MS} ms` };
+      }
     } catch (error) {
       return { ok: false, reason: spoolFailureReason(error), error: (error as Error).message };
     }
-    const failure = writer.lastFailure;
+    const failure = writer.currentFailure;
     if (failure) {
       return { ok: false, reason: spoolFailureReason(failure.error), error: failure.error.message, since: new Date(failure.at).toISOString() };
     }
@@ -78,8 +131,12 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
         concurrency_limit: drainer.concurrencyLimit,
         uploaded: drainer.uploaded,
         paused_after_failure: drainer.paused,
+        retrying: drainer.retrying,
+        recent_failure_ratio: Math.round(drainer.recentFailureRatio * 100) / 100,
         seconds_since_last_upload: drainer.lastSuccessAt === undefined ? null : ageSeconds(drainer.lastSuccessAt, now),
+        ...(stalled ? { error: `crashes pending and none uploaded for over ${options.drainStallSeconds} s` } : {}),
       },
+      dead_letter: { ok: true, count: stats.dead, oldest_age_seconds: stats.oldestDeadAt === null ? null : ageSeconds(stats.oldestDeadAt, now) },
     };
   };
 
@@ -91,7 +148,7 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
     } catch (error) {
       checks['spool_depth'] = { ok: false, error: (error as Error).message };
     }
-    checks['storage'] = await checkStorage();
+    checks['storage'] = storageProbe.check(now);
     return { healthy: Object.values(checks).every((check) => check.ok), checks };
   };
 }

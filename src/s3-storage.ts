@@ -9,10 +9,12 @@
  * ack to the bucket — and the SDK does not hash the dump again.
  */
 import { HeadBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { ConfiguredRetryStrategy } from '@smithy/core/retry';
+import type { Logger } from './logger.js';
 import { StorageError, type CrashStorage, type FailureScope } from './storage.js';
 
-/** Error codes that mean the whole bucket is unusable right now, not this one object. */
-const STORAGE_WIDE_CODES = new Set([
+/** Error codes that mean the whole bucket is unusable right now, not this one request. */
+const OUTAGE_CODES = new Set([
   'AccessDenied',
   'AllAccessDisabled',
   'AuthorizationHeaderMalformed',
@@ -24,16 +26,27 @@ const STORAGE_WIDE_CODES = new Set([
   'PermanentRedirect',
   'RequestTimeTooSkewed',
   'SignatureDoesNotMatch',
-  'SlowDown',
   'TemporaryRedirect',
 ]);
+/** Network errors that mean nobody answers at that address. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-export function classifyS3Error(error: unknown): FailureScope {
-  if (!(error instanceof S3ServiceException)) return 'storage';
+export function classifyS3Error(error: unknown): { scope: FailureScope; outage: boolean } {
+  if (!(error instanceof S3ServiceException)) {
+    return { scope: 'storage', outage: UNREACHABLE_CODES.has((error as NodeJS.ErrnoException).code ?? '') };
+  }
+  if (OUTAGE_CODES.has(error.name)) return { scope: 'storage', outage: true };
   const status = error.$metadata.httpStatusCode ?? 0;
-  if (status >= 500 || status === 401 || status === 403 || status === 408 || status === 429) return 'storage';
-  if (STORAGE_WIDE_CODES.has(error.name)) return 'storage';
-  return status >= 400 ? 'crash' : 'storage';
+  // 5xx (SlowDown included), 408 and 429 concern this request; the drainer retries it promptly.
+  if (status >= 500 || status === 408 || status === 429) return { scope: 'storage', outage: false };
+  if (status === 401 || status === 403) return { scope: 'storage', outage: true };
+  return { scope: status >= 400 ? 'crash' : 'storage', outage: false };
+}
+
+/** Jittered exponential backoff for the SDK's retries of one request: 50, 100, 200 … ms, at most 1 s, each drawn from its upper half. */
+export function retryDelayMs(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(1000, 50 * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + (ceiling / 2) * random());
 }
 
 export interface S3Options {
@@ -41,23 +54,49 @@ export interface S3Options {
   /** Key prefix such as `prod/` (empty for none), so deployments can share a bucket. */
   prefix: string;
   endpoint: string | undefined;
+  timeouts: { connectMs: number; idleMs: number; requestMs: number };
+  /** Attempts per request by the SDK's standard retry strategy. */
+  maxAttempts: number;
+  logger: Logger;
 }
 
 export class S3Storage implements CrashStorage {
   readonly description: string;
   private readonly client: S3Client;
+  /** Aborted by `destroy`: cuts every request still in flight at the shutdown deadline. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: S3Options) {
     this.description = `s3://${options.bucket}/${options.prefix}`;
+    const sdkLogger = options.logger.child({ component: 'aws-sdk' });
     this.client = new S3Client({
       ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
       region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      // The drainer owns retries (with backoff and dead-lettering), so the SDK must not hide failures.
-      maxAttempts: 1,
-      // A server that stops answering mid-request must not hold an upload slot forever.
-      requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
+      // The SDK's standard strategy (retries 5xx, SlowDown, timeouts and connection errors, with a
+      // retry quota that stops spending retries when most requests fail), with a short jittered
+      // backoff instead of its 100 ms / 500 ms (throttling) bases: a request waiting to be retried
+      // holds one of the drainer's upload slots, and under partial failure those waits, not the
+      // failures, were what slowed draining. A request that still fails reaches the drainer, which
+      // frees the slot and retries that crash later with its own, longer backoff.
+      retryStrategy: new ConfiguredRetryStrategy(options.maxAttempts, (attempt) => retryDelayMs(attempt)),
+      requestHandler: {
+        connectionTimeout: options.timeouts.connectMs,
+        // No byte in either direction for this long: the socket is closed and the attempt fails.
+        socketTimeout: options.timeouts.idleMs,
+        // The whole attempt, first byte to last; without throwOnRequestTimeout it only warns.
+        requestTimeout: options.timeouts.requestMs,
+        throwOnRequestTimeout: true,
+      },
+      // The SDK logs every failed request at error level; the drainer logs each failure with its
+      // crash and what happens next, so the SDK's own account goes to debug.
+      logger: {
+        debug: (...content: unknown[]) => sdkLogger.debug({ sdk: content }, 'AWS SDK'),
+        info: () => undefined,
+        warn: (...content: unknown[]) => sdkLogger.warn({ sdk: content }, 'AWS SDK warning'),
+        error: (...content: unknown[]) => sdkLogger.debug({ sdk: content }, 'AWS SDK error'),
+      },
     });
   }
 
@@ -81,21 +120,27 @@ export class S3Storage implements CrashStorage {
       );
     }
     try {
-      await this.client.send(command);
+      await this.client.send(command, { abortSignal: this.closing.signal });
     } catch (error) {
-      throw new StorageError(`PUT ${fullKey}: ${describeS3Error(error)}`, classifyS3Error(error), { cause: error });
+      const { scope, outage } = classifyS3Error(error);
+      const answered = error instanceof S3ServiceException && error.$metadata.httpStatusCode !== undefined;
+      throw new StorageError(`PUT ${fullKey}: ${describeS3Error(error)}`, scope, { cause: error, outage, answered });
     }
   }
 
   async checkReachable(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
+      // One attempt, bounded: the heartbeat reports what it found, it does not wait for retries.
+      await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }), {
+        abortSignal: AbortSignal.timeout(this.options.timeouts.connectMs + this.options.timeouts.idleMs),
+      });
     } catch (error) {
-      throw new StorageError(`HEAD bucket ${this.options.bucket}: ${describeS3Error(error)}`, 'storage', { cause: error });
+      throw new StorageError(`HEAD bucket ${this.options.bucket}: ${describeS3Error(error)}`, 'storage', { cause: error, outage: true });
     }
   }
 
   destroy(): void {
+    this.closing.abort(new Error('storage closed at shutdown'));
     this.client.destroy();
   }
 }

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Crash } from './crash.js';
 import { crashBytes } from './crash.js';
-import type { Durability, SpooledCrash, SpoolUsage, WriteOp } from './spool.js';
+import { SpoolFull, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp } from './spool.js';
 import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
 import type { CheckpointerMessage } from './spool-checkpointer-thread.js';
 
@@ -39,7 +39,7 @@ export class SpoolWriter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   /** The last failed crash append, cleared by the next success: for health checks. */
-  lastFailure: { at: number; error: Error } | undefined;
+  private lastFailure: { at: number; error: Error } | undefined;
 
   private checkpointer: Worker | undefined;
 
@@ -127,17 +127,35 @@ export class SpoolWriter {
     try {
       await this.send(op, ownedBuffers(crash));
     } catch (error) {
-      this.usage.bytes -= bytes;
+      this.usage.appendSettled(bytes, false);
       this.lastFailure = { at: Date.now(), error: error as Error };
       throw error;
     }
+    this.usage.appendSettled(bytes, true);
     this.lastFailure = undefined;
+  }
+
+  /**
+   * The last append failure, unless it was the spool's byte limit and the refused crash would fit
+   * now (space freed by the drainer or by another process): then it is history, not the state.
+   */
+  get currentFailure(): { at: number; error: Error } | undefined {
+    const failure = this.lastFailure;
+    const error = failure?.error;
+    if (error instanceof SpoolFull && error.code === 'SPOOL_FULL' && this.usage.bytes + error.bytes <= this.usage.limits.maxBytes) return undefined;
+    return failure;
   }
 
   /** I2: only for a crash whose every object storage has confirmed. */
   async remove(crash: Pick<SpooledCrash, 'seq' | 'bytes'>): Promise<void> {
-    await this.send({ kind: 'remove', seq: crash.seq });
-    this.usage.bytes -= crash.bytes;
+    this.usage.removeStarted(crash.bytes);
+    let removed = false;
+    try {
+      await this.send({ kind: 'remove', seq: crash.seq });
+      removed = true;
+    } finally {
+      this.usage.removeSettled(crash.bytes, removed);
+    }
   }
 
   recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): Promise<void> {

@@ -164,6 +164,8 @@ export class SpoolFull extends Error {
     message: string,
     /** `SPOOL_FULL` (SPOOL_MAX_BYTES) or `SQLITE_FULL` (the free-space reserve): as SQLite's own. */
     readonly code: 'SPOOL_FULL' | 'SQLITE_FULL',
+    /** Size of the crash that did not fit. */
+    readonly bytes = 0,
   ) {
     super(message);
   }
@@ -183,10 +185,41 @@ export interface SpoolLimits {
  * byte could not free anything.
  */
 export class SpoolUsage {
+  /** Bytes admitted whose commit has not been confirmed yet. */
+  private uncommitted = 0;
+  /** Bytes of crashes whose delete has been sent but not confirmed yet. */
+  private removing = 0;
+
   constructor(
     public bytes: number,
     readonly limits: SpoolLimits,
   ) {}
+
+  /** The append of `bytes` ended: committed, or failed (then they no longer count). */
+  appendSettled(bytes: number, committed: boolean): void {
+    this.uncommitted -= bytes;
+    if (!committed) this.bytes -= bytes;
+  }
+
+  removeStarted(bytes: number): void {
+    this.removing += bytes;
+  }
+
+  /** The delete of `bytes` ended; `removed`: it committed. */
+  removeSettled(bytes: number, removed: boolean): void {
+    this.removing -= bytes;
+    if (removed) this.bytes -= bytes;
+  }
+
+  /**
+   * Re-reads the count from what the spool holds (`storedBytes`, read by the caller), so space
+   * freed by another process — `spool-inspect purge` — reopens acceptance without a restart.
+   * Appends and deletes still in flight may or may not be in `storedBytes`; both are counted as
+   * present, so the count errs high (refusing a little early) until the next resync, never low.
+   */
+  resync(storedBytes: number): void {
+    this.bytes = storedBytes + this.uncommitted + this.removing;
+  }
 
   /**
    * Counts `bytes` in, or throws SpoolFull. `reusableBytes`: free pages inside the database file,
@@ -194,18 +227,17 @@ export class SpoolUsage {
    */
   admit(bytes: number, reusableBytes: number): void {
     if (this.bytes + bytes > this.limits.maxBytes) {
-      throw new SpoolFull(`spool holds ${this.bytes} bytes; SPOOL_MAX_BYTES is ${this.limits.maxBytes}`, 'SPOOL_FULL');
+      throw new SpoolFull(`spool holds ${this.bytes} bytes; SPOOL_MAX_BYTES is ${this.limits.maxBytes}`, 'SPOOL_FULL', bytes);
     }
-    if (this.limits.minFreeBytes === 0) {
-      this.bytes += bytes;
-      return;
-    }
-    const fs = statfsSync(this.limits.dir);
-    const free = fs.bavail * fs.bsize + reusableBytes;
-    if (free - bytes < this.limits.minFreeBytes) {
-      throw new SpoolFull(`${free} bytes free on the spool file system; SPOOL_MIN_FREE_BYTES is ${this.limits.minFreeBytes}`, 'SQLITE_FULL');
+    if (this.limits.minFreeBytes > 0) {
+      const fs = statfsSync(this.limits.dir);
+      const free = fs.bavail * fs.bsize + reusableBytes;
+      if (free - bytes < this.limits.minFreeBytes) {
+        throw new SpoolFull(`${free} bytes free on the spool file system; SPOOL_MIN_FREE_BYTES is ${this.limits.minFreeBytes}`, 'SQLITE_FULL');
+      }
     }
     this.bytes += bytes;
+    this.uncommitted += bytes;
   }
 }
 
@@ -285,6 +317,8 @@ export interface SpoolStats {
   bytes: number;
   /** Receive time (ms) of the oldest pending crash; null when none is pending. */
   oldestPendingAt: number | null;
+  /** Receive time (ms) of the oldest dead-letter crash, or null. */
+  oldestDeadAt: number | null;
 }
 
 /**
@@ -352,11 +386,12 @@ export class SpoolReader {
     const row = this.db
       .prepare(
         `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead,
-                COALESCE(SUM(bytes), 0) AS bytes, MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldest
+                COALESCE(SUM(bytes), 0) AS bytes, MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldest,
+                MIN(CASE WHEN state = 'dead' THEN received_at END) AS oldest_dead
          FROM crashes`,
       )
-      .get() as { pending: number; dead: number; bytes: number; oldest: number | null };
-    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestPendingAt: row.oldest };
+      .get() as { pending: number; dead: number; bytes: number; oldest: number | null; oldest_dead: number | null };
+    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestPendingAt: row.oldest, oldestDeadAt: row.oldest_dead };
   }
 }
 

@@ -3,8 +3,8 @@
  * failure means from its scope:
  * - `crash`: only this crash can never succeed (e.g. an object rejected as too large); counts
  *   toward the dead-letter limit.
- * - `storage`: the whole backend is unavailable (endpoint down, bad credentials, missing bucket);
- *   never dead-letters anything, the drainer waits and retries.
+ * - `storage`: a failure of the backend, not of this crash (a 5xx, a timeout, endpoint down, bad
+ *   credentials); never dead-letters anything, the drainer retries.
  */
 export type FailureScope = 'crash' | 'storage';
 
@@ -12,10 +12,25 @@ export class StorageError extends Error {
   constructor(
     message: string,
     readonly scope: FailureScope,
-    options?: { cause?: unknown },
+    options?: {
+      cause?: unknown;
+      /**
+       * This failure alone shows the whole storage is unusable right now (connection refused, no
+       * such bucket, bad credentials), so the drainer pauses at once. Other `storage` failures
+       * (a 5xx, a timeout) may concern one request: only many of them in a row pause it.
+       */
+      outage?: boolean;
+      /** The storage answered (with an error status); false when it did not answer at all. */
+      answered?: boolean;
+    },
   ) {
     super(message, options);
+    this.outage = options?.outage ?? false;
+    this.answered = options?.answered ?? false;
   }
+
+  readonly outage: boolean;
+  readonly answered: boolean;
 }
 
 export interface CrashStorage {
@@ -30,4 +45,6 @@ export interface CrashStorage {
   put(key: string, body: Buffer, contentType: string, sha256?: string): Promise<void>;
   /** A cheap real request that fails with StorageError when the backend is unreachable. */
   checkReachable(): Promise<void>;
+  /** Ends every request in flight (they fail) and frees connections: at the shutdown deadline. */
+  destroy(): void;
 }

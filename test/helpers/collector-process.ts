@@ -72,7 +72,10 @@ export class CollectorProcess {
     });
     const collector = new CollectorProcess(child, listenPort);
     const started = collector.waitForLog((line) => line.msg === 'collector started', 30_000);
-    const outcome = await Promise.race([started.then(() => 'started'), collector.exited.then(() => 'exited')]);
+    const outcome = await Promise.race([started.then(() => 'started'), collector.exited.then(() => 'exited')]).catch(async (error: unknown) => {
+      await collector.stop();
+      throw error;
+    });
     if (outcome === 'exited') {
       throw new Error(`collector exited at start: ${collector.stderr || JSON.stringify(collector.logs)}`);
     }

@@ -28,7 +28,7 @@ test('heartbeat: 200 when healthy; 503 naming storage and spool age when storage
   try {
     const { status, checks } = await heartbeat(healthy.url);
     assert.equal(status, 200, JSON.stringify(checks));
-    assert.deepEqual(Object.keys(checks).sort(), ['drainer', 'spool_age', 'spool_depth', 'spool_writable', 'storage']);
+    assert.deepEqual(Object.keys(checks).sort(), ['dead_letter', 'drainer', 'spool_age', 'spool_depth', 'spool_writable', 'storage']);
     assert.ok(Object.values(checks).every((check) => check.ok));
     assert.equal((await fetch(`${healthy.url}/__lbheartbeat__`)).status, 200);
   } finally {

@@ -1,6 +1,7 @@
 /**
- * The drainer's concurrency policy, against a real spool (SQLite in a temp dir) and a storage fake
- * that counts how many crashes it is storing at once. The collector-level behaviour is covered by
+ * The drainer's concurrency and failure policy, against a real spool (SQLite in a temp dir) and
+ * storage fakes: one that counts how many crashes it is storing at once, one that fails a share of
+ * requests. The collector-level behaviour is covered by
  * test/integration/operations.test.ts ("acks come first").
  */
 import { test } from 'node:test';
@@ -33,6 +34,8 @@ class CountingStorage implements CrashStorage {
   }
 
   async checkReachable(): Promise<void> {}
+
+  destroy(): void {}
 }
 
 /** A temp spool holding 24 crashes received `receivedAgoMs` ago, and a drainer on it. */
@@ -127,11 +130,13 @@ test('drainer: uploads failing together in an outage take one step of backoff, n
   let attempts = 0;
   const down: CrashStorage = {
     description: 'unreachable fake',
-    put: async () => {
-      attempts += 1;
-      throw new StorageError('connect ECONNREFUSED', 'storage');
+    put: async (key) => {
+      // Each crash attempt sends dump_names and the dump side by side: count it once.
+      if (key.startsWith('v1/dump_names/')) attempts += 1;
+      throw new StorageError('connect ECONNREFUSED', 'storage', { outage: true });
     },
     checkReachable: async () => undefined,
+    destroy: () => undefined,
   };
   const idle = { receiving: () => false, spoolFillingUp: () => false };
   await withDrainer(down, idle, 0, { baseMs: 200, maxMs: 10_000 }, async () => {
@@ -141,4 +146,68 @@ test('drainer: uploads failing together in an outage take one step of backoff, n
   // failures stepped the backoff, the next probe would wait 3.2–6.4 s.
   assert.ok(attempts >= 8, `${attempts} attempts in 1.5 s`);
   assert.ok(attempts <= 10, `${attempts} attempts in 1.5 s: the outage is probed one upload at a time`);
+});
+
+/** Fails the requests `fails(n)` picks (n counts every put) with a 503; records each key stored. */
+class FlakyStorage implements CrashStorage {
+  readonly description = 'flaky fake';
+  puts = 0;
+  readonly stored: string[] = [];
+  mostAtOnce = 0;
+  private active = 0;
+
+  constructor(private readonly fails: (n: number) => boolean) {}
+
+  async put(key: string): Promise<void> {
+    const n = this.puts++;
+    this.active += 1;
+    this.mostAtOnce = Math.max(this.mostAtOnce, this.active);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    this.active -= 1;
+    if (this.fails(n)) throw new StorageError('SlowDown (HTTP 503): Please reduce your request rate.', 'storage');
+    this.stored.push(key);
+  }
+
+  async checkReachable(): Promise<void> {}
+
+  destroy(): void {}
+}
+
+const idle = { receiving: () => false, spoolFillingUp: () => false };
+
+test('drainer: 30% of requests failing is not an outage — full concurrency, no pause, each object stored once, raw crash last', async () => {
+  const storage = new FlakyStorage((n) => n % 10 < 3);
+  await withDrainer(storage, idle, 0, { baseMs: 10, maxMs: 50 }, async (drainer, reader) => {
+    let everPaused = false;
+    const watch = setInterval(() => (everPaused ||= drainer.paused), 1);
+    assert.ok(await drainer.untilEmpty(Date.now() + 10_000), 'every crash was uploaded');
+    clearInterval(watch);
+    assert.equal(reader.stats().pending, 0);
+    assert.equal(everPaused, false, 'partial failure never paused the drainer');
+    // Six crashes at once, each sending dump_names and its dump side by side.
+    assert.ok(storage.mostAtOnce >= 6, `uploads ran at full concurrency (${storage.mostAtOnce} requests at once)`);
+  });
+  // 24 crashes × 3 objects, each stored exactly once: a retry sends only what was not confirmed.
+  assert.equal(storage.stored.length, 72);
+  assert.equal(new Set(storage.stored).size, 72);
+  for (const key of storage.stored.filter((stored) => stored.startsWith('v1/raw_crash/'))) {
+    const crashId = key.split('/').pop()!;
+    const rawAt = storage.stored.indexOf(key);
+    assert.ok(storage.stored.indexOf(`v1/dump_names/${crashId}`) < rawAt && storage.stored.indexOf(`v1/dump/${crashId}`) < rawAt, 'raw crash after its other objects');
+  }
+});
+
+test('drainer: nearly every request failing pauses it; the first success resumes full concurrency', async () => {
+  let healed = false;
+  const storage = new FlakyStorage(() => !healed);
+  await withDrainer(storage, idle, 0, { baseMs: 20, maxMs: 100 }, async (drainer, reader) => {
+    const deadline = Date.now() + 5_000;
+    while (!drainer.paused && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.ok(drainer.paused, 'paused once nearly every recent upload failed');
+    assert.equal(drainer.concurrencyLimit, 1, 'probing one upload at a time');
+    healed = true;
+    assert.ok(await drainer.untilEmpty(Date.now() + 10_000), 'every crash was uploaded after healing');
+    assert.equal(drainer.paused, false);
+    assert.equal(reader.stats().pending, 0);
+  });
 });

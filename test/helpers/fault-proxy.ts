@@ -1,0 +1,164 @@
+/**
+ * An HTTP proxy on loopback between the collector and the real S3 server (Ceph RGW) that injects
+ * the faults real storage produces, switchable at any moment:
+ * - `pass`: forwards everything;
+ * - `refuse`: the port is closed (connection refused), open connections are cut;
+ * - `blackhole`: accepts connections and requests, never answers (now or after healing);
+ * - `stall`: forwards, then stops the answer after `afterBytes` bytes, forever;
+ * - `cut`: forwards, then closes the connection after `afterBytes` bytes of the answer;
+ * - `flaky`: answers a share of requests itself with S3's `500 InternalError` or `503 SlowDown`
+ *   XML bodies after up to `maxDelayMs`; the rest is forwarded;
+ * - `latency`: forwards after `ms`.
+ * The Host header is forwarded unchanged, so SigV4 signatures made for the proxy verify at RGW.
+ */
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { seededRandom } from './random.js';
+
+export type FaultMode =
+  | { kind: 'pass' }
+  | { kind: 'refuse' }
+  | { kind: 'blackhole' }
+  | { kind: 'stall'; afterBytes: number }
+  | { kind: 'cut'; afterBytes: number }
+  | { kind: 'flaky'; failRatio: number; maxDelayMs?: number }
+  | { kind: 'latency'; ms: number };
+
+const S3_ERRORS = [
+  { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' },
+  { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' },
+];
+
+export class FaultProxy {
+  mode: FaultMode = { kind: 'pass' };
+  /** Requests seen, by what the proxy did with them. */
+  readonly counts: Record<string, number> = {};
+  private server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly random = seededRandom(20261201);
+
+  private constructor(
+    readonly port: number,
+    private readonly upstream: URL,
+  ) {
+    this.server = this.makeServer();
+  }
+
+  static async start(upstreamUrl: string): Promise<FaultProxy> {
+    const probe = createServer();
+    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+    await new Promise((resolve) => probe.close(resolve));
+    const proxy = new FaultProxy(port, new URL(upstreamUrl));
+    await proxy.listen();
+    return proxy;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async set(mode: FaultMode): Promise<void> {
+    const wasRefusing = this.mode.kind === 'refuse';
+    this.mode = mode;
+    if (mode.kind === 'refuse' && !wasRefusing) {
+      const closed = new Promise((resolve) => this.server.close(resolve));
+      for (const socket of this.sockets) socket.destroy();
+      await closed;
+    } else if (mode.kind !== 'refuse' && wasRefusing) {
+      this.server = this.makeServer();
+      await this.listen();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    if (this.server.listening) await new Promise((resolve) => this.server.close(resolve));
+  }
+
+  private listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+  }
+
+  private makeServer(): Server {
+    const server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => this.handle(req, res));
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    return server;
+  }
+
+  private count(what: string): void {
+    this.counts[what] = (this.counts[what] ?? 0) + 1;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const mode = this.mode;
+    switch (mode.kind) {
+      case 'blackhole':
+        this.count('blackholed');
+        req.resume();
+        return;
+      case 'flaky': {
+        if (this.random() < mode.failRatio) {
+          // S3 can take its time to say SlowDown; what is forwarded is not delayed.
+          const delay = Math.floor(this.random() * (mode.maxDelayMs ?? 0));
+          this.count('failed');
+          const error = S3_ERRORS[Math.floor(this.random() * S3_ERRORS.length)]!;
+          req.resume();
+          req.on('end', () =>
+            setTimeout(() => {
+              const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${error.code}</Code><Message>${error.message}</Message><RequestId>fault-proxy</RequestId></Error>`;
+              res.writeHead(error.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+              res.end(body);
+            }, delay),
+          );
+          return;
+        }
+        this.forward(req, res);
+        return;
+      }
+      case 'latency':
+        setTimeout(() => this.forward(req, res), mode.ms);
+        return;
+      default:
+        this.forward(req, res);
+    }
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse): void {
+    const mode = this.mode;
+    const upstream = request(
+      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        if (mode.kind !== 'stall' && mode.kind !== 'cut') {
+          this.count('forwarded');
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          return;
+        }
+        // The raw answer, cut or stalled after `afterBytes`.
+        const chunks: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+        answer.on('end', () => {
+          const head = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage}`];
+          for (let i = 0; i < answer.rawHeaders.length; i += 2) head.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+          const raw = Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), ...chunks]);
+          const socket = res.socket!;
+          socket.write(raw.subarray(0, Math.min(mode.afterBytes, raw.length - 1)));
+          if (mode.kind === 'cut') {
+            this.count('cut');
+            socket.destroy();
+          } else {
+            this.count('stalled');
+          }
+        });
+      },
+    );
+    upstream.on('error', () => res.socket?.destroy());
+    req.pipe(upstream);
+  }
+}
