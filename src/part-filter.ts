@@ -49,6 +49,8 @@ export class PartFilter extends Transform {
   private afterBoundary: number[] = [];
   private header: Buffer[] = [];
   private headerBytes = 0;
+  /** The last bytes of the header held so far: a terminator may straddle two chunks. */
+  private headerTail = Buffer.alloc(0);
   /** Bytes of the virtual CRLF fed first (as busboy does) still to be kept out of the output. */
   private virtualBytes = CRLF.length;
   private failure: Error | undefined;
@@ -71,12 +73,12 @@ export class PartFilter extends Transform {
 
   override _flush(done: TransformCallback): void {
     this.search.destroy();
-    if (this.mode === 'after-boundary') this.emit_(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
-    if (this.mode === 'header') this.emit_(this.heldHeader());
+    if (this.mode === 'after-boundary') this.output(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
+    if (this.mode === 'header') this.output(this.heldHeader());
     done(this.failure);
   }
 
-  private emit_(bytes: Buffer): void {
+  private output(bytes: Buffer): void {
     if (this.virtualBytes > 0) {
       const skip = Math.min(this.virtualBytes, bytes.length);
       this.virtualBytes -= skip;
@@ -92,17 +94,17 @@ export class PartFilter extends Transform {
   private onBoundary(): void {
     switch (this.mode) {
       case 'passthrough':
-        this.emit_(this.boundaryLine);
+        this.output(this.boundaryLine);
         return;
       case 'after-boundary':
         // Two boundary lines in a row: the first one opened nothing.
-        this.emit_(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
+        this.output(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
         break;
       case 'header':
         // A header block cut by a boundary: hand busboy the bytes as they came and stop interpreting.
-        this.emit_(this.heldHeader());
+        this.output(this.heldHeader());
         this.mode = 'passthrough';
-        this.emit_(this.boundaryLine);
+        this.output(this.boundaryLine);
         return;
       default:
     }
@@ -116,7 +118,7 @@ export class PartFilter extends Transform {
       switch (this.mode) {
         case 'data':
         case 'passthrough':
-          this.emit_(at === 0 ? bytes : bytes.subarray(at));
+          this.output(at === 0 ? bytes : bytes.subarray(at));
           return;
         case 'dropping':
           return;
@@ -128,7 +130,7 @@ export class PartFilter extends Transform {
             this.startPart();
           } else {
             // "--" closes the form; anything else is not a part: busboy treats both as data.
-            this.emit_(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
+            this.output(Buffer.concat([this.boundaryLine, Buffer.from(this.afterBoundary)]));
             this.mode = first === 0x2d && second === 0x2d ? 'passthrough' : 'data';
           }
           break;
@@ -146,36 +148,63 @@ export class PartFilter extends Transform {
     this.mode = 'header';
     this.header = [];
     this.headerBytes = 0;
+    this.headerTail = Buffer.alloc(0);
   }
 
-  /** Takes header bytes from `bytes[at..]`; returns where the part's data begins (or the end). */
+  /**
+   * Takes header bytes from `bytes[at..]`; returns where the part's data begins (or the end).
+   * Linear in the header's size however it is cut into chunks: only the new bytes and the last
+   * three held ones are searched, and the block is joined once, when complete.
+   */
   private readHeader(bytes: Buffer, at: number): number {
     const rest = bytes.subarray(at);
+    const before = this.headerBytes;
     this.header.push(rest);
     this.headerBytes += rest.length;
-    const held = Buffer.concat(this.header, this.headerBytes);
-    // An empty header block is a lone CRLF right after the boundary line's CRLF.
-    const end = held.length >= 2 && held[0] === 0x0d && held[1] === 0x0a ? 0 : held.indexOf(HEADER_END);
-    if (end === -1) {
-      this.header = [held];
-      if (this.headerBytes > MAX_HEADER_BYTES) {
-        // busboy refuses a header block this long; let it see the bytes and say so.
-        this.emit_(this.heldHeader());
-        this.mode = 'passthrough';
+    let blockEnd = -1;
+    let dataStart = -1;
+    if (this.headerByte(0) === 0x0d && this.headerByte(1) === 0x0a) {
+      // An empty header block: a lone CRLF right after the boundary line's CRLF.
+      blockEnd = 0;
+      dataStart = 2;
+    } else {
+      const window = this.headerTail.length > 0 ? Buffer.concat([this.headerTail, rest]) : rest;
+      const found = window.indexOf(HEADER_END);
+      if (found !== -1) {
+        blockEnd = before - this.headerTail.length + found;
+        dataStart = blockEnd + HEADER_END.length;
+      } else {
+        this.headerTail = Buffer.from(window.subarray(Math.max(0, window.length - (HEADER_END.length - 1))));
       }
+    }
+    // busboy refuses a header block this long; let it see the bytes as they came and say so.
+    // Decided on the block's length alone, so it does not matter how the body was cut.
+    const tooLong = blockEnd === -1 ? this.headerBytes > MAX_HEADER_BYTES + HEADER_END.length : blockEnd > MAX_HEADER_BYTES;
+    if (tooLong) {
+      this.output(this.heldHeader());
+      this.mode = 'passthrough';
       return bytes.length;
     }
-    const blockEnd = end === 0 ? 2 : end + HEADER_END.length;
-    const rewritten = this.rewrite(held.subarray(0, end).toString('latin1'));
+    if (blockEnd === -1) return bytes.length;
+    const held = Buffer.concat(this.header, this.headerBytes);
+    const rewritten = this.rewrite(held.subarray(0, blockEnd).toString('latin1'));
     if (rewritten === undefined) {
       this.mode = 'dropping';
     } else {
       this.partsKept += 1;
       this.mode = 'data';
-      this.emit_(Buffer.concat([this.boundaryLine, CRLF, Buffer.from(`${rewritten}\r\n\r\n`, 'latin1')]));
+      this.output(Buffer.concat([this.boundaryLine, CRLF, Buffer.from(`${rewritten}\r\n\r\n`, 'latin1')]));
     }
-    const consumedFromThisChunk = blockEnd - (held.length - rest.length);
-    return at + consumedFromThisChunk;
+    return at + (dataStart - before);
+  }
+
+  /** Byte `index` of the header held so far (undefined past its end). */
+  private headerByte(index: number): number | undefined {
+    for (const piece of this.header) {
+      if (index < piece.length) return piece[index];
+      index -= piece.length;
+    }
+    return undefined;
   }
 
   /** The header block as busboy should read it, or undefined to drop the part. */

@@ -1,0 +1,113 @@
+/**
+ * The part filter: what it does to header blocks, that part data passes untouched, and that its
+ * output does not depend on how the body is cut into chunks (checked on generated hostile bodies,
+ * cut whole, into single bytes and at random places), and that a header dribbled byte by byte is
+ * not joined again for every byte.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
+import { PartFilter } from '../../src/part-filter.js';
+import { rawMultipart } from '../helpers/multipart.js';
+import { seededRandom } from '../helpers/random.js';
+import { fuzzCase } from '../fuzz/harness.js';
+
+async function filter(body: Buffer, boundary: string, cuts: number[] = [body.length], maxParts = 1000): Promise<{ out: Buffer; notes: string[]; kept: number; error?: Error }> {
+  const parts = new PartFilter({ boundary, maxParts, onTooManyParts: () => new Error('too many parts') });
+  const out: Buffer[] = [];
+  parts.on('data', (chunk: Buffer) => out.push(chunk));
+  let error: Error | undefined;
+  parts.on('error', (e: Error) => (error = e));
+  const closed = new Promise((resolve) => parts.on('close', resolve));
+  let at = 0;
+  for (const size of cuts) {
+    parts.write(body.subarray(at, at + size));
+    at += size;
+  }
+  if (at < body.length) parts.write(body.subarray(at));
+  parts.end();
+  await closed;
+  return { out: Buffer.concat(out), notes: parts.notes, kept: parts.partsKept, ...(error ? { error } : {}) };
+}
+
+const B = 'pfBoundary';
+
+test('part data passes untouched; only header blocks are rewritten', async () => {
+  const data = Buffer.from('MDMP\r\n\r\nContent-Disposition: attachment; name="x"\r\n\r\n--pfBoundar');
+  const body = rawMultipart(
+    [
+      { headers: ['Content-Disposition: attachment; name="upload_file_minidump"; filename="a"', 'Content-Type: application/octet-stream'], body: data },
+      { headers: [], body: Buffer.from('dropped') },
+      { headers: ['Content-Disposition: form-data; name="k"', 'Content-Type: text/plain; charset=x-nope'], body: Buffer.from('v') },
+    ],
+    B,
+  );
+  const { out, notes, kept } = await filter(body, B);
+  const expected = rawMultipart(
+    [
+      { headers: ['Content-Disposition: form-data; name="upload_file_minidump"; filename="a"', 'Content-Type: application/octet-stream'], body: data },
+      { headers: ['Content-Disposition: form-data; name="k"', 'Content-Type: text/plain; charset=utf-8'], body: Buffer.from('v') },
+    ],
+    B,
+  );
+  assert.equal(out.toString('latin1'), expected.toString('latin1'));
+  assert.equal(kept, 2);
+  assert.deepEqual(notes, ['read a Content-Disposition: attachment part as form-data', 'dropped a part without headers', 'decoded a part declared as charset x-nope as UTF-8']);
+});
+
+test('every part counts towards the parts limit, dropped ones too', async () => {
+  const body = rawMultipart(Array.from({ length: 4 }, () => ({ headers: [], body: Buffer.from('x') })), B);
+  assert.equal((await filter(body, B, [body.length], 3)).error?.message, 'too many parts');
+  assert.equal((await filter(body, B, [body.length], 4)).error, undefined);
+});
+
+test('the output does not depend on where the body is cut (generated hostile bodies)', async () => {
+  const dumps = [Buffer.from('MDMPsmall dump\r\n--not a boundary'), Buffer.alloc(3000, 7)];
+  const random = seededRandom(7);
+  for (let index = 0; index < 300; index += 1) {
+    const testCase = fuzzCase(11, index, dumps);
+    const boundary = /boundary="?([^";]+)"?/.exec(testCase.headers['Content-Type']!)![1]!;
+    let body = testCase.body;
+    if (testCase.headers['Content-Encoding']) {
+      try {
+        body = gunzipSync(body);
+      } catch {
+        continue;
+      }
+    }
+    const whole = await filter(body, boundary);
+    const bytes = await filter(body, boundary, Array.from({ length: body.length }, () => 1));
+    const cuts: number[] = [];
+    for (let left = body.length; left > 0; ) {
+      const size = 1 + Math.floor(random() * 64);
+      cuts.push(size);
+      left -= size;
+    }
+    const randomly = await filter(body, boundary, cuts);
+    const label = `case ${index}: ${testCase.steps.join(' | ')}`;
+    assert.ok(whole.out.equals(bytes.out), `${label}: 1-byte chunks`);
+    assert.ok(whole.out.equals(randomly.out), `${label}: random chunks`);
+    assert.deepEqual(bytes.notes, whole.notes, label);
+  }
+});
+
+test('a 16 KiB header dribbled byte by byte is joined once, not once per byte', async () => {
+  const long = { headers: [`Content-Disposition: form-data; name="k"`, `X-Pad: ${'a'.repeat(16_000)}`], body: Buffer.from('v') };
+  const body = rawMultipart(Array.from({ length: 20 }, () => long), B);
+  // Counts the bytes every Buffer.concat copies: joining the held header on each byte would copy
+  // about 20 × 16 KiB² / 2 = 2.6 GB; joining it once per block copies about the body's size.
+  const concat = Buffer.concat;
+  let copied = 0;
+  Buffer.concat = ((list: readonly Uint8Array[], totalLength?: number) => {
+    const joined = concat(list, totalLength);
+    copied += joined.length;
+    return joined;
+  }) as typeof Buffer.concat;
+  try {
+    const { kept } = await filter(body, B, Array.from({ length: body.length }, () => 1));
+    assert.equal(kept, 20);
+  } finally {
+    Buffer.concat = concat;
+  }
+  assert.ok(copied < body.length * 10, `${copied} bytes copied for a ${body.length}-byte body`);
+});
