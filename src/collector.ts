@@ -10,15 +10,15 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createApp, createMetricsApp } from './app.js';
+import { createApp, createMetricsApp } from './http/app.js';
 import type { Config } from './config.js';
-import { Drainer } from './drainer.js';
-import { closeIdleConnectionsAfterIo } from './idle-connections.js';
-import { FileStorage } from './file-storage.js';
-import { createHeartbeat } from './health.js';
+import { Drainer } from './drain/drainer.js';
+import { closeIdleConnectionsAfterIo } from './http/idle-connections.js';
+import { FileStorage } from './storage/file-storage.js';
+import { createHeartbeat } from './ops/health.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { S3Storage } from './s3-storage.js';
+import { S3Storage } from './storage/s3-storage.js';
 import {
   checkIntegrity,
   closeSpoolDatabase,
@@ -27,11 +27,11 @@ import {
   SpoolError,
   SpoolReader,
   SpoolUsage,
-} from './spool.js';
-import { SpoolWriter } from './spool-writer.js';
-import { MemoryBudget } from './memory-budget.js';
-import { lockSpool } from './spool-lock.js';
-import type { CrashStorage } from './storage.js';
+} from './spool/spool.js';
+import { SpoolWriter } from './spool/spool-writer.js';
+import { MemoryBudget } from './http/memory-budget.js';
+import { lockSpool } from './spool/spool-lock.js';
+import type { CrashStorage } from './storage/storage.js';
 import { readVersionInfo } from './version.js';
 
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */

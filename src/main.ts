@@ -7,8 +7,8 @@
 import { startCollector, type RunningCollector } from './collector.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { SpoolError } from './spool.js';
-import { SpoolLocked } from './spool-lock.js';
+import { SpoolError } from './spool/spool.js';
+import { SpoolLocked } from './spool/spool-lock.js';
 
 function cannotStart(message: string): never {
   process.stderr.write(`crashspool: ${message}\n`);

@@ -6,8 +6,8 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type * as SpoolModule from '../../src/spool.js';
-import type * as KeysModule from '../../src/storage-keys.js';
+import type * as SpoolModule from '../../src/spool/spool.js';
+import type * as KeysModule from '../../src/storage/storage-keys.js';
 
 const DIST = new URL('../../dist/', import.meta.url);
 const MB = 1e6;
@@ -73,8 +73,8 @@ export interface RawPutResult {
  * the spool when its upload starts (as the drainer does), so memory stays bounded.
  */
 export async function rawPutLoop(s3: S3Endpoint, spoolDir: string, prefix: string, concurrency: number): Promise<RawPutResult> {
-  const spool = (await import(new URL('spool.js', DIST).href)) as typeof SpoolModule;
-  const keys = (await import(new URL('storage-keys.js', DIST).href)) as typeof KeysModule;
+  const spool = (await import(new URL('spool/spool.js', DIST).href)) as typeof SpoolModule;
+  const keys = (await import(new URL('storage/storage-keys.js', DIST).href)) as typeof KeysModule;
   const db = spool.openSpoolDatabase(spoolDir, { durability: 'normal', create: false, readonly: true });
   const client = collectorLikeS3Client(s3);
   try {

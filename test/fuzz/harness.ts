@@ -15,7 +15,7 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { seededRandom } from '../helpers/random.js';
 import { deletePrefix, fileReader, listKeys, s3Target, type ObjectReader } from '../helpers/stored-crashes.js';
-import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage-keys.js';
+import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage/storage-keys.js';
 import { generateCase, type FuzzCase } from './generator.js';
 
 export interface FuzzOptions {

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage-keys.js';
+import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage/storage-keys.js';
 import type { Report } from './multipart.js';
 
 export interface ObjectReader {

@@ -13,7 +13,7 @@ import { metric, scrape } from '../helpers/metrics-text.js';
 import { expectedFrom, s3Target, storedProblem, waitUntilStored, type S3TestTarget } from '../helpers/stored-crashes.js';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { dumpKey, rawCrashKey } from '../../src/storage-keys.js';
+import { dumpKey, rawCrashKey } from '../../src/storage/storage-keys.js';
 
 /** An endpoint where nothing listens: every upload fails with ECONNREFUSED. */
 const UNREACHABLE = { S3_ENDPOINT: 'http://127.0.0.1:9' };

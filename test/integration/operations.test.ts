@@ -12,7 +12,7 @@ import { makeReport } from '../helpers/multipart.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { httpHead, rawExchange, sleep } from '../helpers/raw-socket.js';
 import { expectedFrom, s3Target, waitUntilStored } from '../helpers/stored-crashes.js';
-import { rawCrashKey } from '../../src/storage-keys.js';
+import { rawCrashKey } from '../../src/storage/storage-keys.js';
 
 const dump = loadFixtureDumps().get('linux_null_dereference.dmp')!;
 type Checks = Record<string, { ok: boolean } & Record<string, unknown>>;

@@ -11,7 +11,7 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, send, type Answer } from '../helpers/http-client.js';
 import { rawMultipart, type RawPart } from '../helpers/multipart.js';
 import { s3Target, type ObjectReader } from '../helpers/stored-crashes.js';
-import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage-keys.js';
+import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage/storage-keys.js';
 
 const dump = loadFixtureDumps().get('minidump2.dmp')!;
 const BOUNDARY = 'shapeBoundary42';

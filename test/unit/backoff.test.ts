@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backoffDelay } from '../../src/backoff.js';
+import { backoffDelay } from '../../src/drain/backoff.js';
 
 const policy = { baseMs: 1000, maxMs: 60_000 };
 

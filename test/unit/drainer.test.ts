@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newCrashId } from '../../src/crash-id.js';
-import { Drainer, type DrainerLoad } from '../../src/drainer.js';
+import { Drainer, type DrainerLoad } from '../../src/drain/drainer.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { closeSpoolDatabase, DUE_SQL, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool.js';
-import type { SpoolWriter } from '../../src/spool-writer.js';
-import { StorageError, type CrashStorage } from '../../src/storage.js';
+import { closeSpoolDatabase, DUE_SQL, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool/spool.js';
+import type { SpoolWriter } from '../../src/spool/spool-writer.js';
+import { StorageError, type CrashStorage } from '../../src/storage/storage.js';
 
 /** Stores nothing; records the most crashes it was ever storing at once (by crash ID in the key). */
 class CountingStorage implements CrashStorage {

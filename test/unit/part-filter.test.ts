@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
-import { PartFilter } from '../../src/part-filter.js';
+import { PartFilter } from '../../src/http/part-filter.js';
 import { rawMultipart } from '../helpers/multipart.js';
 import { seededRandom } from '../helpers/random.js';
 import { fuzzCase } from '../fuzz/harness.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildCrash, clientKind, sha256Hex } from '../../src/raw-crash.js';
+import { buildCrash, clientKind, sha256Hex } from '../../src/http/raw-crash.js';
 import type { ParsedReport } from '../../src/crash.js';
 
 const mdmp = Buffer.concat([Buffer.from('MDMP'), Buffer.alloc(60, 7)]);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
-import { formatDuration, parseDuration } from '../../src/duration.js';
+import { formatDuration, parseDuration } from '../../src/ops/duration.js';
 import {
   attemptsHistogram,
   closeInspectedSpool,
@@ -23,8 +23,8 @@ import {
   spoolSummary,
   SpoolUnusable,
   type PurgedCrash,
-} from '../../src/spool-admin.js';
-import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool.js';
+} from '../../src/ops/spool-admin.js';
+import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool.js';
 
 test('parseDuration reads <number><unit> with s, m, h, d (and ms, w)', () => {
   assert.equal(parseDuration('30s'), 30_000);

@@ -8,7 +8,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StorageError, type CrashStorage } from './storage.js';
-import { fsyncDir, mkdirDurable } from './durable-fs.js';
+import { fsyncDir, mkdirDurable } from '../durable-fs.js';
 
 /** Errors that concern one object only; everything else means the directory is unusable for now. */
 const PER_OBJECT_CODES = new Set(['ENAMETOOLONG', 'EFBIG']);

@@ -1,4 +1,4 @@
-import { crashIdDate } from './crash-id.js';
+import { crashIdDate } from '../crash-id.js';
 
 /**
  * The Socorro/Antenna key layout. Keys depend only on the crash ID and the dump name, so

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { isCrashId } from './crash-id.js';
+import { isCrashId } from '../crash-id.js';
 import { formatDuration, parseDuration } from './duration.js';
 import {
   closeInspectedSpool,
@@ -36,7 +36,7 @@ import {
   type InspectedSpool,
   type PurgedCrash,
 } from './spool-admin.js';
-import type { CrashState } from './spool.js';
+import type { CrashState } from '../spool/spool.js';
 
 const PROGRAM = 'spool-inspect';
 

@@ -4,8 +4,8 @@
  * thread dies, every pending write fails and `onFatal` is told; what was committed is safe.
  */
 import { Worker } from 'node:worker_threads';
-import type { Crash } from './crash.js';
-import { crashBytes } from './crash.js';
+import type { Crash } from '../crash.js';
+import { crashBytes } from '../crash.js';
 import { SpoolFull, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp } from './spool.js';
 import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
 import type { CheckpointerMessage } from './spool-checkpointer-thread.js';

@@ -1,7 +1,7 @@
-import type { Dump } from './crash.js';
-import type { SpooledCrash } from './spool.js';
-import type { CrashStorage } from './storage.js';
-import { dumpKey, dumpNamesKey, rawCrashKey } from './storage-keys.js';
+import type { Dump } from '../crash.js';
+import type { SpooledCrash } from '../spool/spool.js';
+import type { CrashStorage } from '../storage/storage.js';
+import { dumpKey, dumpNamesKey, rawCrashKey } from '../storage/storage-keys.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 

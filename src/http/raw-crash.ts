@@ -5,8 +5,8 @@
  * changing or dropping what the client sent, and each addition is noted.
  */
 import { createHash } from 'node:crypto';
-import type { Crash, ParsedReport, RawCrash } from './crash.js';
-import { newCrashId } from './crash-id.js';
+import type { Crash, ParsedReport, RawCrash } from '../crash.js';
+import { newCrashId } from '../crash-id.js';
 import { cleanText, findingNotes, noFindings, quoted } from './annotation-text.js';
 
 export const THROTTLE_RULE = 'accept_everything';

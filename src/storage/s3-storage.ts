@@ -10,7 +10,7 @@
  */
 import { HeadBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import { StorageError, type CrashStorage, type FailureScope } from './storage.js';
 
 /** Error codes that mean the whole bucket is unusable right now, not this one request. */

@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdirDurableSync } from './durable-fs.js';
+import { mkdirDurableSync } from '../durable-fs.js';
 import { join } from 'node:path';
 
 export const LOCK_FILE = 'collector.lock';

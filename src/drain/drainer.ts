@@ -22,13 +22,13 @@
  *   `yieldMaxMs` or the spool is filling up (`spoolFillingUp`): a burst is absorbed, a sustained
  *   overload is not allowed to grow the backlog without bound.
  */
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { uploadCrash } from './crash-upload.js';
-import type { SpooledCrash, SpoolReader } from './spool.js';
-import type { SpoolWriter } from './spool-writer.js';
-import { StorageError, type CrashStorage } from './storage.js';
+import type { SpooledCrash, SpoolReader } from '../spool/spool.js';
+import type { SpoolWriter } from '../spool/spool-writer.js';
+import { StorageError, type CrashStorage } from '../storage/storage.js';
 
 const IDLE_RECHECK_MS = 30_000;
 /** Recent storage requests looked at to tell an outage from partial failure. */

@@ -22,7 +22,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkIntegrity, crashListing, SCHEMA_VERSION, SPOOL_FILE, type CrashRow, type CrashState, type SpooledCrash } from './spool.js';
+import { checkIntegrity, crashListing, SCHEMA_VERSION, SPOOL_FILE, type CrashRow, type CrashState, type SpooledCrash } from '../spool/spool.js';
 
 /** The spool cannot be used: missing, damaged, busy, or of another schema version. */
 export class SpoolUnusable extends Error {}

@@ -4,16 +4,16 @@
  */
 import { Hono } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
-import type { Config } from './config.js';
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import { buildCrash, clientKind } from './raw-crash.js';
 import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
-import type { SpoolWriter } from './spool-writer.js';
+import type { SpoolWriter } from '../spool/spool-writer.js';
 import { Overloaded, type MemoryBudget, type Reservation } from './memory-budget.js';
-import { spoolFailureReason } from './spool-errors.js';
+import { spoolFailureReason } from '../spool/spool-errors.js';
 import { discardRest } from './request-body.js';
-import type { VersionInfo } from './version.js';
+import type { VersionInfo } from '../version.js';
 
 export interface ServiceState {
   /** False from the first shutdown signal on: load balancers should stop routing here. */

@@ -7,11 +7,11 @@
  * shows here before the next crash is refused. Dead-lettered crashes are shown, not failed on: the
  * alert rules decide.
  */
-import type { Drainer } from './drainer.js';
-import type { SpoolReader, SpoolStats } from './spool.js';
-import type { SpoolWriter } from './spool-writer.js';
-import { spoolFailureReason } from './spool-errors.js';
-import type { CrashStorage } from './storage.js';
+import type { Drainer } from '../drain/drainer.js';
+import type { SpoolReader, SpoolStats } from '../spool/spool.js';
+import type { SpoolWriter } from '../spool/spool-writer.js';
+import { spoolFailureReason } from '../spool/spool-errors.js';
+import type { CrashStorage } from '../storage/storage.js';
 
 export interface HealthOptions {
   /** How often the storage is probed in the background. */

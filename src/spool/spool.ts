@@ -15,9 +15,9 @@
  */
 import Database from 'better-sqlite3';
 import { existsSync, statfsSync } from 'node:fs';
-import { mkdirDurableSync } from './durable-fs.js';
+import { mkdirDurableSync } from '../durable-fs.js';
 import { join } from 'node:path';
-import type { Dump } from './crash.js';
+import type { Dump } from '../crash.js';
 
 export const SPOOL_FILE = 'spool.db';
 export const SCHEMA_VERSION = 1;
