@@ -83,7 +83,7 @@ export class Drainer {
   constructor(
     private readonly spool: SpoolReader,
     private readonly writer: SpoolWriter,
-    private readonly storage: CrashStorage,
+    storage: CrashStorage,
     private readonly options: DrainerOptions,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
