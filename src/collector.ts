@@ -14,6 +14,7 @@ import { createApp, createMetricsApp } from './http/app.js';
 import type { Config } from './config.js';
 import { Drainer } from './drain/drainer.js';
 import { closeIdleConnectionsAfterIo } from './http/idle-connections.js';
+import { answerInFlightBeforeClientErrors } from './http/client-errors.js';
 import { FileStorage } from './storage/file-storage.js';
 import { createHeartbeat } from './ops/health.js';
 import type { Logger } from './logger.js';
@@ -33,6 +34,8 @@ import { MemoryBudget } from './http/memory-budget.js';
 import { lockSpool } from './spool/spool-lock.js';
 import type { CrashStorage } from './storage/storage.js';
 import { readVersionInfo } from './version.js';
+import { loadThrottleRules } from './http/throttle-rules-file.js';
+import { Throttler } from './http/throttler.js';
 
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
@@ -81,6 +84,8 @@ function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger):
 }
 
 export async function startCollector(config: Config, logger: Logger): Promise<RunningCollector> {
+  // First: a bad rules file stops the start before the spool is touched.
+  const throttler = new Throttler(loadThrottleRules(config.throttleRules));
   const lock = lockSpool(config.spoolDir);
   // The drainer's connection only reads; all writes go through the writer thread.
   const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
@@ -163,6 +168,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     logger,
     metrics,
     version: readVersionInfo(),
+    throttler,
     heartbeat,
     memory,
     refreshGauges,
@@ -182,6 +188,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   // A connection idle this long (a stalled upload) is destroyed, freeing what its request held.
   server.timeout = config.idleTimeoutSeconds * 1000;
   closeIdleConnectionsAfterIo(server);
+  answerInFlightBeforeClientErrors(server);
   await listen(server, config.port, config.host);
   const metricsServer =
     config.metricsPort === undefined ? undefined : (createAdaptorServer({ fetch: createMetricsApp(metrics, refreshGauges).fetch }) as Server);

@@ -248,9 +248,18 @@ export const settings = {
   ),
   removeAnnotations: setting(
     'REMOVE_ANNOTATIONS',
-    '',
-    'Comma-separated annotation keys removed before storage (personal data such as `Email`); each removal is noted in the raw crash.',
+    'Email,TelemetryClientId,TelemetryServerURL,TelemetrySessionId',
+    "Comma-separated annotation keys removed before storage (personal data); each removal is noted in the raw crash. The default is Antenna's list; empty keeps everything.",
     keyList,
+  ),
+  throttleRules: setting(
+    'THROTTLE_RULES',
+    'accept_all',
+    "`accept_all` (store every report), `mozilla` (Antenna's `MOZILLA_RULES`) or the path of a JSON rules file (README: Throttle rules); checked at start.",
+    (raw) => {
+      if (raw.trim() === '') throw new Error('expected accept_all, mozilla or the path of a JSON rules file');
+      return raw.trim();
+    },
   ),
 } as const;
 

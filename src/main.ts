@@ -1,14 +1,15 @@
 /**
  * Entry point: `node dist/main.js`. Runs as one process with no wrapper so SIGTERM/SIGINT from
  * systemd or Kubernetes reach it directly. Exit codes: 0 after a graceful shutdown, 1 on a fatal
- * error or a second signal, 2 when it cannot start (invalid configuration, unusable or locked
- * spool, port in use).
+ * error or a second signal, 2 when it cannot start (invalid configuration or throttle rules,
+ * unusable or locked spool, port in use).
  */
 import { startCollector, type RunningCollector } from './collector.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { SpoolError } from './spool/spool.js';
 import { SpoolLocked } from './spool/spool-lock.js';
+import { ThrottleRulesError } from './http/throttle-rules-file.js';
 
 function cannotStart(message: string): never {
   process.stderr.write(`crashspool: ${message}\n`);
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (error instanceof SpoolLocked || error instanceof SpoolError) cannotStart(error.message);
+    if (error instanceof ThrottleRulesError) cannotStart(`THROTTLE_RULES: ${error.message}`);
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       cannotStart(`cannot listen on ${config.host}:${config.port} (${code}); set PORT or HOST`);
     }

@@ -23,6 +23,12 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers,
     }),
+    throttled: new Counter({
+      name: 'crashspool_throttle_decisions_total',
+      help: 'Throttle decisions on parsed reports by rule and result (accept: stored; reject: answered Discarded=rule_<rule>; fakeaccept: answered a crash ID, not stored).',
+      labelNames: ['rule', 'result'] as const,
+      registers,
+    }),
     bytesReceived: new Counter({
       name: 'crashspool_received_bytes_total',
       help: 'Bytes of accepted report bodies as sent (before gunzip).',

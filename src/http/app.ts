@@ -7,7 +7,9 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { buildCrash, clientKind } from './raw-crash.js';
+import { annotate, buildCrash, clientKind, type ReceivedReport } from './raw-crash.js';
+import type { Throttler } from './throttler.js';
+import { newCrashId } from '../crash-id.js';
 import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
 import type { SpoolWriter } from '../spool/spool-writer.js';
 import { Overloaded, type MemoryBudget, type Reservation } from './memory-budget.js';
@@ -32,6 +34,8 @@ export interface AppDeps {
   metrics: Metrics;
   version: VersionInfo;
   heartbeat: () => Promise<{ healthy: boolean; checks: Record<string, unknown> }>;
+  /** Decides from the annotations whether a report is stored (THROTTLE_RULES). */
+  throttler: Throttler;
   /** Bounds the report bytes all requests in flight hold (admission control). */
   memory: MemoryBudget;
   /** Brings the spool gauges up to date before a scrape. */
@@ -55,6 +59,9 @@ export function createMetricsApp(metrics: Metrics, refreshGauges: () => void) {
 }
 
 const RETRY_AFTER_SECONDS = '30';
+
+/** Antenna's acknowledgement: the only answer body that ends with a newline. */
+const crashIdAnswer = (crashId: string) => new Response(`CrashID=bp-${crashId}\n`, { headers: { 'Content-Type': 'text/plain' } });
 /** How long a refused request's unread body is read and dropped before the answer (see discardRest). */
 const REFUSAL_DRAIN_MS = 1000;
 
@@ -78,7 +85,7 @@ export function createApp(deps: AppDeps) {
    */
   const refuseUnexpected = (error: unknown, userAgent: string) => {
     logger.error({ err: error, user_agent: userAgent }, 'unexpected error while reading a crash report; crash refused');
-    return refuse('unexpected_error', 400, 'Discarded=malformed_invalid_payload_structure\n');
+    return refuse('unexpected_error', 400, 'Discarded=malformed_invalid_payload_structure');
   };
 
   /** Parse → crash → spool commit → ack. Nothing is acknowledged before the commit (I1). */
@@ -92,12 +99,12 @@ export function createApp(deps: AppDeps) {
       if (!(error instanceof ClientGone)) await discardRest(incoming, REFUSAL_DRAIN_MS);
       if (error instanceof Overloaded) {
         logger.warn({ in_flight_bytes: deps.memory.inUse, user_agent: userAgent }, 'in-flight memory budget spent; crash refused');
-        return refuse('overloaded', 503, 'Discarded=overloaded\n');
+        return refuse('overloaded', 503, 'Discarded=overloaded');
       }
       if (error instanceof ReportRejected) {
         if (error.unexpected !== undefined) return refuseUnexpected(error.unexpected, userAgent);
         logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
-        return refuse(error.body.replace('Discarded=', ''), error.status, `${error.body}\n`);
+        return refuse(error.body.replace('Discarded=', ''), error.status, error.body);
       }
       if (error instanceof ClientGone) {
         metrics.rejected.inc({ reason: 'client_gone' });
@@ -107,15 +114,35 @@ export function createApp(deps: AppDeps) {
       return refuseUnexpected(error, userAgent);
     }
 
+    const received: ReceivedReport = {
+      report,
+      receivedAt: new Date(),
+      userAgent,
+      query: Object.fromEntries(new URL(url).searchParams),
+      removeKeys: config.removeAnnotations,
+    };
+    let annotated;
+    let decision;
+    try {
+      annotated = annotate(received);
+      decision = deps.throttler.decide(annotated.annotations);
+    } catch (error) {
+      return refuseUnexpected(error, userAgent);
+    }
+    metrics.throttled.inc({ rule: decision.rule, result: decision.verdict });
+    if (decision.verdict === 'reject') {
+      logger.info({ throttle_rule: decision.rule, user_agent: userAgent }, 'crash rejected by throttle rule; nothing stored');
+      return new Response(`Discarded=rule_${decision.rule}`, { headers: { 'Content-Type': 'text/plain' } });
+    }
+    if (decision.verdict === 'fakeaccept') {
+      const crashId = newCrashId(received.receivedAt, 3);
+      logger.info({ crash_id: crashId, throttle_rule: decision.rule, user_agent: userAgent }, 'crash fake-accepted by throttle rule; nothing stored');
+      return crashIdAnswer(crashId);
+    }
+
     let crash;
     try {
-      crash = buildCrash({
-        report,
-        receivedAt: new Date(),
-        userAgent,
-        query: Object.fromEntries(new URL(url).searchParams),
-        removeKeys: config.removeAnnotations,
-      });
+      crash = buildCrash(received, annotated, { rule: decision.rule, digit: 0 });
     } catch (error) {
       return refuseUnexpected(error, userAgent);
     }
@@ -124,7 +151,7 @@ export function createApp(deps: AppDeps) {
     } catch (error) {
       const reason = spoolFailureReason(error);
       logger.error({ crash_id: crash.crashId, err: error, reason }, 'spooling failed; crash refused');
-      return refuse(reason, 503, `Discarded=${reason}\n`);
+      return refuse(reason, 503, `Discarded=${reason}`);
     }
     deps.onSpooled();
 
@@ -139,16 +166,17 @@ export function createApp(deps: AppDeps) {
         client,
         bytes: report.payloadSize,
         dumps: report.dumps.length,
+        throttle_rule: decision.rule,
         ms: Math.round(seconds * 1000),
       },
       'crash accepted',
     );
-    return new Response(`CrashID=bp-${crash.crashId}\n`, { headers: { 'Content-Type': 'text/plain' } });
+    return crashIdAnswer(crash.crashId);
   };
   app.post('/submit', async (c) => {
     const started = performance.now();
     metrics.received.inc();
-    if (!deps.state.accepting) return refuse('shutting_down', 503, 'Discarded=shutting_down\n');
+    if (!deps.state.accepting) return refuse('shutting_down', 503, 'Discarded=shutting_down');
 
     const incoming = c.env.incoming;
     const userAgent = incoming.headers['user-agent'] ?? '';

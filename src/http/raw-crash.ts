@@ -5,11 +5,9 @@
  * changing or dropping what the client sent, and each addition is noted.
  */
 import { createHash } from 'node:crypto';
-import type { Crash, ParsedReport, RawCrash } from '../crash.js';
-import { newCrashId } from '../crash-id.js';
+import type { Annotations, Crash, ParsedReport, RawCrash } from '../crash.js';
+import { newCrashId, type ThrottleDigit } from '../crash-id.js';
 import { cleanText, findingNotes, noFindings, quoted } from './annotation-text.js';
-
-export const THROTTLE_RULE = 'accept_everything';
 
 export type ClientKind = 'mozilla' | 'electron' | 'crashpad' | 'breakpad';
 
@@ -46,28 +44,34 @@ export function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export function buildCrash(received: ReceivedReport): Crash {
-  const { report, receivedAt } = received;
-  const crashId = newCrashId(receivedAt);
+/** Raw-crash fields the collector writes itself; a URL query parameter of that name is kept as `query_<name>`. */
+const COLLECTOR_FIELDS = new Set(['metadata', 'submitted_timestamp', 'uuid', 'version']);
+
+/** The annotations as stored (before personal data is removed) and the notes on how they were made. */
+export interface AnnotatedReport {
+  annotations: Annotations;
+  notes: string[];
+}
+
+/**
+ * Adds what the URL query carried and the canonical `ProductName`/`Version`. The throttler decides
+ * on the result, as Antenna's throttles on the raw crash.
+ */
+export function annotate(received: ReceivedReport): AnnotatedReport {
+  const { report } = received;
   const notes: string[] = [...report.notes];
   // No prototype, and only own keys count: a client's `__proto__` or `toString` is just a key.
-  const annotations: Record<string, unknown> = Object.assign(Object.create(null), report.annotations);
+  const annotations: Annotations = Object.assign(Object.create(null), report.annotations);
 
   for (const [sentKey, sentValue] of Object.entries(received.query)) {
     const findings = noFindings();
-    const key = cleanText(sentKey, findings);
+    const cleanKey = cleanText(sentKey, findings);
     const value = cleanText(sentValue, findings);
-    notes.push(...findingNotes(findings, `URL query parameter ${quoted(key)}`));
-    if (!Object.hasOwn(annotations, key)) {
-      annotations[key] = value;
-      notes.push(`added ${key} from the URL query`);
-    }
-  }
-  for (const key of received.removeKeys) {
-    if (Object.hasOwn(annotations, key)) {
-      delete annotations[key];
-      notes.push(`removed annotation ${key}`);
-    }
+    notes.push(...findingNotes(findings, `URL query parameter ${quoted(cleanKey)}`));
+    const key = COLLECTOR_FIELDS.has(cleanKey) ? `query_${cleanKey}` : cleanKey;
+    if (Object.hasOwn(annotations, key)) continue;
+    annotations[key] = value;
+    notes.push(key === cleanKey ? `added ${key} from the URL query` : `added ${key} from the URL query parameter ${cleanKey}`);
   }
   const normalise = (canonical: string, aliases: string[]) => {
     if (Object.hasOwn(annotations, canonical)) return;
@@ -79,6 +83,37 @@ export function buildCrash(received: ReceivedReport): Crash {
   };
   normalise('ProductName', PRODUCT_ALIASES);
   normalise('Version', VERSION_ALIASES);
+  return { annotations, notes };
+}
+
+/**
+ * The time as Antenna writes it (Python's `datetime.isoformat()` of an aware UTC time):
+ * `2026-11-25T10:11:12.345000+00:00`, the fraction left out when it is zero.
+ */
+export function antennaTimestamp(date: Date): string {
+  const iso = date.toISOString();
+  const fraction = date.getUTCMilliseconds() === 0 ? '' : `${iso.slice(19, 23)}000`;
+  return `${iso.slice(0, 19)}${fraction}+00:00`;
+}
+
+/** How the throttler's decision shows in the crash: its rule, and the digit in the crash ID. */
+export interface ThrottleMark {
+  rule: string;
+  digit: ThrottleDigit;
+}
+
+/** The crash to spool: the annotations without the personal-data keys, plus Antenna's own fields. */
+export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport, throttle: ThrottleMark): Crash {
+  const { report, receivedAt } = received;
+  const crashId = newCrashId(receivedAt, throttle.digit);
+  const annotations: Annotations = Object.assign(Object.create(null), annotated.annotations);
+  const notes = [...annotated.notes];
+  for (const key of received.removeKeys) {
+    if (Object.hasOwn(annotations, key)) {
+      delete annotations[key];
+      notes.push(`Removed ${key} from raw crash.`);
+    }
+  }
 
   const dumpChecksums: Record<string, string> = Object.create(null);
   for (const dump of report.dumps) {
@@ -88,7 +123,7 @@ export function buildCrash(received: ReceivedReport): Crash {
 
   const rawCrash: RawCrash = {
     ...annotations,
-    submitted_timestamp: receivedAt.toISOString(),
+    submitted_timestamp: antennaTimestamp(receivedAt),
     uuid: crashId,
     version: 2,
     metadata: {
@@ -97,7 +132,7 @@ export function buildCrash(received: ReceivedReport): Crash {
       payload: report.payload,
       payload_compressed: report.compressed ? '1' : '0',
       payload_size: report.payloadSize,
-      throttle_rule: THROTTLE_RULE,
+      throttle_rule: throttle.rule,
       user_agent: received.userAgent,
     },
   };

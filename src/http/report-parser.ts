@@ -100,15 +100,20 @@ class ByteLimit extends Transform {
 function checkHeaders(headers: IncomingHttpHeaders, limits: ReportLimits): { gzip: boolean; boundary: string } {
   const contentType = headers['content-type'];
   if (!contentType) throw malformed('no_content_type');
-  if (!/^multipart\/form-data\s*(;|$)/i.test(contentType)) throw malformed('wrong_content_type');
+  // Antenna also takes multipart/mixed at the top (parts are read the same way).
+  if (!/^multipart\/(form-data|mixed)\s*(;|$)/i.test(contentType)) throw malformed('wrong_content_type');
   const boundary = /;\s*boundary=(?:"((?:[^"\\]|\\.)+)"|([^;\s]+))/i.exec(contentType);
   if (!boundary) throw malformed('no_boundary');
+
+  // As Antenna: a body announced as empty (or not announced at all) is refused before anything else.
+  const declared = headers['content-length'];
+  const chunked = headers['transfer-encoding'] !== undefined;
+  if (!chunked && (declared === undefined || Number(declared) === 0)) throw malformed('no_content_length');
 
   const encoding = (headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity' && encoding !== 'gzip' && encoding !== 'x-gzip') {
     throw malformed('unsupported_content_encoding');
   }
-  const declared = headers['content-length'];
   if (declared !== undefined && Number(declared) > limits.maxBodyBytes) throw tooLarge('body');
   return { gzip: encoding !== 'identity', boundary: boundary[1]?.replace(/\\(.)/g, '$1') ?? boundary[2]! };
 }
@@ -133,7 +138,12 @@ function parseJsonAnnotations(text: string, findings: TextFindings): Annotations
 }
 
 const isJson = (mimeType: string) => /^application\/json\b/i.test(mimeType);
+/** Mozilla's annotations: one JSON document in a part named `extra`. */
+const isJsonExtra = (name: string, mimeType: string) => name === 'extra' && isJson(mimeType);
 const isMultipart = (mimeType: string) => /^multipart\//i.test(mimeType);
+const isPlainText = (mimeType: string) => mimeType.toLowerCase() === 'text/plain';
+/** Antenna's note for a part that is neither a text annotation nor an octet-stream dump. */
+const unknownContentType = (name: string, mimeType: string) => `unknown content type: ${name} ${mimeType}`;
 /** Transfer encodings that mean "as is"; any other is noted, and the bytes are kept as sent. */
 const PLAIN_ENCODINGS = new Set(['7bit', '8bit', 'binary']);
 const noop = () => undefined;
@@ -156,12 +166,15 @@ export async function parseReport(
 ): Promise<ParsedReport> {
   const { gzip, boundary } = checkHeaders(headers, limits);
 
-  // No prototype: annotation names such as `__proto__` or `constructor` are ordinary keys.
-  const annotations: Annotations = Object.create(null);
+  // Annotations are put together once every part is read, in the order the parts were sent: a
+  // JSON extra replaces the form fields before it (as Antenna), but a JSON extra sent as a file
+  // part is complete only after busboy may have handed over the fields that follow it.
+  const formFields: { seq: number; name: string; value: string }[] = [];
+  let jsonExtra: { seq: number; annotations: Annotations } | undefined;
+  let partSeq = 0;
   const notes: string[] = [];
   let annotationCount = 0;
   let partEvents = 0;
-  let jsonPayload = false;
   const dumps = new Map<string, Dump>();
   // Names are claimed when a part starts; its bytes arrive later.
   const dumpNamesSeen = new Set<string>();
@@ -175,7 +188,8 @@ export async function parseReport(
   let parser: busboy.Busboy;
   try {
     parser = busboy({
-      headers,
+      // busboy reads only form-data; a top-level multipart/mixed body has the same syntax.
+      headers: { ...headers, 'content-type': headers['content-type']!.replace(/^\s*multipart\/mixed/i, 'multipart/form-data') },
       // Part names are decoded as UTF-8 (bytes that are not become U+FFFD), values too unless declared otherwise.
       defParamCharset: 'utf8',
       defCharset: 'utf8',
@@ -212,18 +226,20 @@ export async function parseReport(
     if (!PLAIN_ENCODINGS.has(encoding)) notes.push(`part ${quoted(name)} declares Content-Transfer-Encoding ${quoted(encoding)}; kept as sent`);
   };
 
-  const addAnnotation = (name: string, value: string, mimeType: string) => {
+  const addJsonExtra = (seq: number, text: string) => {
     const findings = noFindings();
-    if (name === 'extra' && isJson(mimeType)) {
-      Object.assign(annotations, parseJsonAnnotations(value, findings));
-      jsonPayload = true;
-      notes.push(...findingNotes(findings, 'the JSON extra part'));
-      return;
-    }
+    const annotations = parseJsonAnnotations(text, findings);
+    notes.push(...findingNotes(findings, 'the JSON extra part'));
+    if (!jsonExtra || seq > jsonExtra.seq) jsonExtra = { seq, annotations };
+  };
+
+  const addFormField = (seq: number, name: string, value: string, mimeType: string) => {
+    if (!isPlainText(mimeType)) notes.push(unknownContentType(name, mimeType));
     annotationCount += 1;
     if (annotationCount > limits.maxAnnotations) throw tooLarge('annotations');
+    const findings = noFindings();
     const cleanName = cleanText(name, findings);
-    annotations[cleanName] = cleanText(value, findings);
+    formFields.push({ seq, name: cleanName, value: cleanText(value, findings) });
     notes.push(...findingNotes(findings, `annotation ${quoted(cleanName)}`));
   };
 
@@ -244,7 +260,9 @@ export async function parseReport(
       }
       memory?.take(value.length);
       noteEncoding(name, info.encoding);
-      addAnnotation(name, value, info.mimeType);
+      partSeq += 1;
+      if (isJsonExtra(name, info.mimeType)) addJsonExtra(partSeq, value);
+      else addFormField(partSeq, name, value, info.mimeType);
     }),
   );
 
@@ -273,14 +291,17 @@ export async function parseReport(
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    const asJson = name === 'extra' && isJson(info.mimeType);
+    const asJson = isJsonExtra(name, info.mimeType);
+    const seq = ++partSeq;
     const dumpName = asJson ? name : sanitizeDumpName(name);
     if (dumpName === undefined) throw malformed('invalid_dump_name');
     if (!asJson) {
-      if (dumpNamesSeen.has(dumpName)) throw malformed('duplicate_dump_name');
+      // As Antenna: the last dump of a name is kept.
+      if (dumpNamesSeen.has(dumpName)) notes.push(`dump ${quoted(dumpName)} sent more than once; the last one is kept`);
       dumpNamesSeen.add(dumpName);
     }
     noteEncoding(name, info.encoding);
+    if (!asJson && info.mimeType.toLowerCase() !== 'application/octet-stream') notes.push(unknownContentType(name, info.mimeType));
 
     const done = new Promise<void>((resolve) => {
       stream.on('close', resolve);
@@ -308,7 +329,7 @@ export async function parseReport(
           resolve();
           if (failure) return;
           if (asJson) {
-            addAnnotation(name, Buffer.concat(chunks).toString('utf8'), info.mimeType);
+            addJsonExtra(seq, Buffer.concat(chunks).toString('utf8'));
           } else {
             // Joining the chunks briefly holds the dump twice.
             memory?.take(size);
@@ -349,12 +370,18 @@ export async function parseReport(
   if (parts.partsKept > partEvents) {
     notes.push(`dropped ${parts.partsKept - partEvents} part(s) whose Content-Disposition could not be parsed`);
   }
+  // No prototype: annotation names such as `__proto__` or `constructor` are ordinary keys.
+  const annotations: Annotations = Object.assign(Object.create(null), jsonExtra?.annotations);
+  for (const field of formFields) {
+    if (!jsonExtra || field.seq > jsonExtra.seq) annotations[field.name] = field.value;
+  }
   if (Object.keys(annotations).length === 0) throw malformed('no_annotations');
+  if (jsonExtra && formFields.length > 0) notes.push('includes annotations in both json-encoded extra and formdata parts');
   return {
     annotations,
     dumps: [...dumps.values()],
     notes: [...parts.notes, ...notes],
-    payload: jsonPayload ? 'json' : 'multipart',
+    payload: jsonExtra ? 'json' : 'multipart',
     compressed: gzip,
     payloadSize: sent.bytes,
   };

@@ -41,7 +41,7 @@ export async function fillSpool(dir: string, count: number, dumpBytes: number): 
   const insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
   const insertBatch = db.transaction((from: number, to: number) => {
     for (let i = from; i < to; i++) {
-      const crash = rawCrash.buildCrash({
+      const received: RawCrashModule.ReceivedReport = {
         report: {
           annotations: { ProductName: 'BenchApp', Version: '1.0', prod: 'BenchApp', ver: '1.0', seq: String(i) },
           dumps: [{ name: 'upload_file_minidump', data: dump }],
@@ -54,7 +54,8 @@ export async function fillSpool(dir: string, count: number, dumpBytes: number): 
         userAgent: 'fill-spool',
         query: {},
         removeKeys: [],
-      });
+      };
+      const crash = rawCrash.buildCrash(received, rawCrash.annotate(received), { rule: 'accept_everything', digit: 0 });
       const rawCrashJson = JSON.stringify(crash.rawCrash);
       const dumpNames = JSON.stringify(crash.dumps.map((d) => d.name));
       const { lastInsertRowid } = insertCrash.run(crash.crashId, crash.receivedAt, rawCrashJson, dumpNames, crashModule.crashBytes(crash, rawCrashJson));

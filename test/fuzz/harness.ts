@@ -49,7 +49,7 @@ interface Reply {
 }
 
 const CRASH_ID = /^CrashID=bp-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{6}[0-9]{6}\n$/;
-const DISCARDED = /^Discarded=(malformed|too_large)_[a-z0-9_]+\n$/;
+const DISCARDED = /^Discarded=(malformed|too_large)_[a-z0-9_]+$/;
 
 /** Each case gets its own seed, so a failure replays alone: `--seed S --only N`. */
 export function caseRandom(seed: number, index: number): () => number {

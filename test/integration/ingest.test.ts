@@ -98,9 +98,10 @@ test('health and version endpoints answer', async () => {
     const lb = await fetch(`${collector.url}/__lbheartbeat__`);
     assert.equal(lb.status, 200);
     const version = (await (await fetch(`${collector.url}/__version__`)).json()) as Record<string, string>;
+    assert.deepEqual(Object.keys(version).sort(), ['build', 'commit', 'source', 'version'], "Dockerflow's keys and nothing else");
     assert.match(version['version']!, /^\d+\.\d+\.\d+/);
-    assert.ok(version['commit']);
-    assert.ok(version['build_time']);
+    assert.match(version['commit']!, /^[0-9a-f]{40}$/);
+    assert.ok(version['source'] && version['build']);
   } finally {
     await collector.stop();
   }

@@ -170,8 +170,8 @@ test('REMOVE_ANNOTATIONS strips personal data before storage and notes each remo
     };
     assert.ok(!('email' in raw) && !('guid' in raw), 'removed');
     assert.equal(raw['prod'], report.annotations['prod'], 'the rest is kept');
-    assert.ok(raw.metadata.collector_notes.includes('removed annotation email'));
-    assert.ok(raw.metadata.collector_notes.includes('removed annotation guid'));
+    assert.ok(raw.metadata.collector_notes.includes('Removed email from raw crash.'));
+    assert.ok(raw.metadata.collector_notes.includes('Removed guid from raw crash.'));
   } finally {
     await collector.stop();
   }

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildCrash, clientKind, sha256Hex } from '../../src/http/raw-crash.js';
+import { annotate, antennaTimestamp, buildCrash, clientKind, sha256Hex, type ReceivedReport, type ThrottleMark } from '../../src/http/raw-crash.js';
 import type { ParsedReport } from '../../src/crash.js';
+
+const ACCEPTED: ThrottleMark = { rule: 'accept_everything', digit: 0 };
+
+function crashOf(received: ReceivedReport, throttle = ACCEPTED) {
+  return buildCrash(received, annotate(received), throttle);
+}
 
 const mdmp = Buffer.concat([Buffer.from('MDMP'), Buffer.alloc(60, 7)]);
 
@@ -19,13 +25,14 @@ function report(overrides: Partial<ParsedReport> = {}): ParsedReport {
 
 test('the raw crash keeps every annotation and adds the Antenna fields', () => {
   const receivedAt = new Date('2026-11-25T10:11:12.345Z');
-  const crash = buildCrash({ report: report(), receivedAt, userAgent: 'ua/1', query: {}, removeKeys: [] });
+  const crash = crashOf({ report: report(), receivedAt, userAgent: 'ua/1', query: {}, removeKeys: [] });
   const raw = crash.rawCrash;
   assert.equal(raw['prod'], 'App');
   assert.equal(raw['Email'], 'a@b.c');
   assert.equal(raw.uuid, crash.crashId);
   assert.equal(raw.version, 2);
-  assert.equal(raw.submitted_timestamp, '2026-11-25T10:11:12.345Z');
+  assert.equal(raw.submitted_timestamp, '2026-11-25T10:11:12.345000+00:00', "Antenna's (Python isoformat) form");
+  assert.equal(antennaTimestamp(new Date('2026-11-25T10:11:12.000Z')), '2026-11-25T10:11:12+00:00');
   assert.equal(crash.crashId.slice(-7), '0261125');
   assert.deepEqual({ ...raw.metadata.dump_checksums }, { upload_file_minidump: sha256Hex(mdmp) });
   assert.equal(raw.metadata.payload, 'multipart');
@@ -37,11 +44,11 @@ test('the raw crash keeps every annotation and adds the Antenna fields', () => {
 });
 
 test('ProductName and Version are added from client-specific names, and noted', () => {
-  const raw = buildCrash({ report: report(), receivedAt: new Date(), userAgent: '', query: {}, removeKeys: [] }).rawCrash;
+  const raw = crashOf({ report: report(), receivedAt: new Date(), userAgent: '', query: {}, removeKeys: [] }).rawCrash;
   assert.equal(raw['ProductName'], 'App');
   assert.equal(raw['Version'], '1.0');
   assert.ok(raw.metadata.collector_notes.includes('added ProductName from prod'));
-  const mozilla = buildCrash({
+  const mozilla = crashOf({
     report: report({ annotations: { ProductName: 'Firefox', Version: '120', prod: 'other' }, payload: 'json' }),
     receivedAt: new Date(),
     userAgent: '',
@@ -53,14 +60,14 @@ test('ProductName and Version are added from client-specific names, and noted', 
 });
 
 test('configured personal-data keys are removed and the removal noted', () => {
-  const raw = buildCrash({ report: report(), receivedAt: new Date(), userAgent: '', query: {}, removeKeys: ['Email', 'Absent'] }).rawCrash;
+  const raw = crashOf({ report: report(), receivedAt: new Date(), userAgent: '', query: {}, removeKeys: ['Email', 'Absent'] }).rawCrash;
   assert.ok(!('Email' in raw));
-  assert.ok(raw.metadata.collector_notes.includes('removed annotation Email'));
+  assert.ok(raw.metadata.collector_notes.includes('Removed Email from raw crash.'));
   assert.ok(!raw.metadata.collector_notes.some((note) => note.includes('Absent')));
 });
 
 test('URL query parameters fill in annotations without overriding form fields', () => {
-  const raw = buildCrash({
+  const raw = crashOf({
     report: report(),
     receivedAt: new Date(),
     userAgent: '',
@@ -71,8 +78,23 @@ test('URL query parameters fill in annotations without overriding form fields', 
   assert.equal(raw['prod'], 'App');
 });
 
+test("a URL query parameter named like a field the collector writes is kept under query_<name>, not claimed and dropped", () => {
+  const raw = crashOf({ report: report(), receivedAt: new Date(), userAgent: '', query: { version: '3.1', uuid: 'x' }, removeKeys: [] }).rawCrash;
+  assert.equal(raw.version, 2);
+  assert.equal(raw['query_version'], '3.1');
+  assert.equal(raw['query_uuid'], 'x');
+  assert.ok(raw.metadata.collector_notes.includes('added query_version from the URL query parameter version'));
+  assert.ok(!raw.metadata.collector_notes.some((note) => note.startsWith('added version')));
+});
+
+test('the throttle mark sets the rule and the crash ID digit', () => {
+  const crash = crashOf({ report: report(), receivedAt: new Date('2026-11-25T00:00:00Z'), userAgent: '', query: {}, removeKeys: [] }, { rule: 'has_comments', digit: 1 });
+  assert.equal(crash.rawCrash.metadata.throttle_rule, 'has_comments');
+  assert.equal(crash.crashId.slice(-7), '1261125');
+});
+
 test('a dump without the MDMP magic is stored and noted, not refused', () => {
-  const raw = buildCrash({
+  const raw = crashOf({
     report: report({ dumps: [{ name: 'upload_file_minidump', data: Buffer.from('not a minidump') }] }),
     receivedAt: new Date(),
     userAgent: '',

@@ -19,7 +19,7 @@ const dump = Buffer.concat([Buffer.from('MDMP'), Buffer.alloc(5000, 1)]);
 function parse(body: Buffer, headers: Record<string, string>, chunkSize = 1000) {
   const chunks: Buffer[] = [];
   for (let at = 0; at < body.length; at += chunkSize) chunks.push(body.subarray(at, at + chunkSize));
-  return parseReport(Readable.from(chunks), headers, limits);
+  return parseReport(Readable.from(chunks), { 'content-length': String(body.length), ...headers }, limits);
 }
 
 async function rejected(promise: Promise<unknown>): Promise<ReportRejected> {
@@ -72,6 +72,15 @@ const cases: [string, () => Promise<unknown>, number, string][] = [
     'no boundary',
     () => parse(form.body, { 'content-type': 'multipart/form-data' }), 400, 'Discarded=malformed_no_boundary'],
   [
+    'Content-Length: 0',
+    () => parse(form.body, { 'content-type': form.contentType, 'content-length': '0' }), 400, 'Discarded=malformed_no_content_length'],
+  [
+    'neither Content-Length nor chunked',
+    () => parseReport(Readable.from([form.body]), { 'content-type': form.contentType }, limits),
+    400,
+    'Discarded=malformed_no_content_length',
+  ],
+  [
     'unsupported encoding',
     () => parse(form.body, { 'content-type': form.contentType, 'content-encoding': 'br' }),
     400,
@@ -103,6 +112,58 @@ for (const [name, promise, status, body] of cases) {
     assert.equal(error.body, body);
   });
 }
+
+test('a chunked body needs no Content-Length', async () => {
+  const parsed = await parseReport(Readable.from([form.body]), { 'content-type': form.contentType, 'transfer-encoding': 'chunked' }, limits);
+  assert.deepEqual({ ...parsed.annotations }, { prod: 'x' });
+});
+
+test("a JSON extra replaces the annotations sent before it, later ones add to it, and both kinds are noted (Antenna)", async () => {
+  const body = multipart([
+    { name: 'before', value: 'dropped' },
+    { name: 'ProductName', value: 'replaced' },
+    { name: 'extra', value: '{"ProductName":"Firefox","Version":"120"}', contentType: 'application/json' },
+    { name: 'after', value: 'kept' },
+  ]);
+  const parsed = await parse(body.body, { 'content-type': body.contentType });
+  assert.deepEqual({ ...parsed.annotations }, { ProductName: 'Firefox', Version: '120', after: 'kept' });
+  assert.equal(parsed.payload, 'json');
+  assert.ok(parsed.notes.includes('includes annotations in both json-encoded extra and formdata parts'), parsed.notes.join('; '));
+
+  const jsonOnly = multipart([{ name: 'extra', value: '{"ProductName":"Firefox"}', contentType: 'application/json' }]);
+  assert.deepEqual((await parse(jsonOnly.body, { 'content-type': jsonOnly.contentType })).notes, []);
+});
+
+test("parts of other types get Antenna's 'unknown content type' note and are kept", async () => {
+  const body = multipart([
+    { name: 'prod', value: 'x' },
+    { name: 'html', value: '<b>', contentType: 'text/html' },
+    { name: 'upload_file_minidump', filename: 'a.dmp', data: dump },
+    { name: 'log', filename: 'log.txt', data: Buffer.from('text'), contentType: 'text/plain' },
+  ]);
+  const parsed = await parse(body.body, { 'content-type': body.contentType });
+  assert.equal(parsed.annotations['html'], '<b>');
+  assert.deepEqual(parsed.dumps.map((d) => d.name), ['upload_file_minidump', 'log']);
+  assert.deepEqual(parsed.notes, ['unknown content type: html text/html', 'unknown content type: log text/plain']);
+});
+
+test('a top-level multipart/mixed body is read like form-data (Antenna takes both)', async () => {
+  const parsed = await parse(form.body, { 'content-type': form.contentType.replace('multipart/form-data', 'multipart/mixed') });
+  assert.deepEqual({ ...parsed.annotations }, { prod: 'x' });
+});
+
+test('a dump name sent twice: the last one is kept and noted (as Antenna)', async () => {
+  const second = Buffer.from('MDMPsecond');
+  const body = multipart([
+    { name: 'prod', value: 'x' },
+    { name: 'upload_file_minidump', filename: 'a.dmp', data: dump },
+    { name: 'upload_file_minidump', filename: 'b.dmp', data: second },
+  ]);
+  const parsed = await parse(body.body, { 'content-type': body.contentType });
+  assert.equal(parsed.dumps.length, 1);
+  assert.ok(parsed.dumps[0]!.data.equals(second));
+  assert.deepEqual(parsed.notes, ['dump "upload_file_minidump" sent more than once; the last one is kept']);
+});
 
 test('a report with dumps but no annotations is malformed_no_annotations', async () => {
   const body = multipart([{ name: 'upload_file_minidump', filename: 'a.dmp', data: dump }]);
