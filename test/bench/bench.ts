@@ -238,12 +238,12 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     // ---- 1–3: ingest, the naive peer and bare Hono, for both report sizes ----------------------
     const ingest: Record<string, { collector: Row; collectorWriteMBps: number }> = {};
     /** The collector with SPOOL_DURABILITY=full, draining to S3 during the load or (`s3Down`) not. */
-    const collectorIngest = async (corpus: Corpus, s3Down: boolean, ratePerSecond?: number) => {
+    const collectorIngest = async (corpus: Corpus, s3Down: boolean, ratePerSecond?: number, env: Record<string, string> = {}) => {
       const spoolDir = scratchDir(`ingest-${corpus.name}`);
       const storage = s3Down
         ? { ...s3Env({ ...s3, endpoint: 'http://127.0.0.1:9' }, `${runPrefix}unreachable/`), DRAIN_RETRY_BASE_SECONDS: '600', DRAIN_RETRY_MAX_SECONDS: '600' }
         : s3Env(s3, `${runPrefix}ingest-${corpus.name}/`);
-      const collector = await started(CollectorProcess.start({ SPOOL_DIR: spoolDir, SPOOL_DURABILITY: 'full', ...storage }));
+      const collector = await started(CollectorProcess.start({ SPOOL_DIR: spoolDir, SPOOL_DURABILITY: 'full', ...storage, ...env }));
       const measurement = await measure(collector.child.pid!, collector.url, corpus, ratePerSecond);
       const after = await heartbeat(collector.url);
       await stopped(collector);
@@ -285,6 +285,13 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       });
       progress(`  ${d.load.crashesPerSecond.toFixed(1)} crashes/s, p99 ${d.load.p99Ms.toFixed(0)} ms`);
 
+      progress(`ingest ${size}: collector (SPOOL_DURABILITY=full, S3 unreachable, DEDUP_WINDOW=0: no dedup index)`);
+      const u = await collectorIngest(corpus, true, undefined, { DEDUP_WINDOW: '0' });
+      const noDedupRow = loadRow(`ingest.${corpus.name}.collector_no_dedup`, `ingest ${size}: collector (full, S3 down, no dedup)`, u.load, u.peakRssMiB, u.cpu);
+      const withDedup = vs('collector_no_drain_vs_no_dedup', d.load.crashesPerSecond / u.load.crashesPerSecond);
+      noDedupRow.compared = `with the dedup index (row above) ${withDedup.toFixed(3)}× this rate: costs ${(100 * (1 - withDedup)).toFixed(1)}% (target < 5%)`;
+      progress(`  ${u.load.crashesPerSecond.toFixed(1)} crashes/s, p99 ${u.load.p99Ms.toFixed(0)} ms`);
+
       progress(`ingest ${size}: naive peer (formData + better-sqlite3 FULL)`);
       const naiveDir = scratchDir(`naive-${corpus.name}`);
       const naive = await started(ServerProcess.start('./naive-peer.ts', { NAIVE_DB_DIR: naiveDir }));
@@ -316,7 +323,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
         `disk writes ${d.diskWriteMBPerSecond.toFixed(1)} MB/s`;
       naiveRow.compared = `no drainer; disk writes ${n.diskWriteMBPerSecond.toFixed(1)} MB/s (4 KiB pages)`;
       bareRow.compared = 'ceiling: HTTP + body only';
-      rows.push(collectorRow, rateRow, noDrainRow, naiveRow, bareRow);
+      rows.push(collectorRow, rateRow, noDrainRow, noDedupRow, naiveRow, bareRow);
     }
 
     // ---- 3b: the disk, and the collector's writes against it ------------------------------------

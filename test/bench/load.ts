@@ -14,10 +14,15 @@ import { multipart } from '../helpers/multipart.js';
 import { seededRandom } from '../helpers/random.js';
 
 export interface CorpusItem {
-  /** The gzipped multipart body, as sent. */
+  /**
+   * The gzipped multipart body without its `guid` part. Each post puts a fresh `guid` part in front
+   * as a gzip member of its own (gzip streams may be concatenated), so no post repeats an earlier
+   * report: the collector would answer a repeat with the first crash ID and store nothing.
+   */
   body: Buffer;
   contentType: string;
   query: string;
+  boundary: string;
   dumpBytes: number;
   /** The multipart body before gzip. */
   inflatedBytes: number;
@@ -136,15 +141,19 @@ export function buildCorpus(name: string, spec: SizeSpec, count: number, seed = 
   const sizes = dumpSizes(spec, count);
   const items: CorpusItem[] = [];
   for (const size of sizes) {
-    const annotations = crashpadAnnotations(random);
-    const guid = annotations['guid']!;
-    const built = multipart([
-      ...Object.entries(annotations).map(([field, value]) => ({ name: field, value })),
-      { name: 'upload_file_minidump', filename: `${guid}.dmp`, data: fixtureBytes(sources, size, random) },
-    ]);
+    const { guid, ...annotations } = crashpadAnnotations(random);
+    const boundary = `----crashspoolbench${randomBytes(12).toString('hex')}`;
+    const built = multipart(
+      [
+        ...Object.entries(annotations).map(([field, value]) => ({ name: field, value })),
+        { name: 'upload_file_minidump', filename: `${guid}.dmp`, data: fixtureBytes(sources, size, random) },
+      ],
+      boundary,
+    );
     items.push({
       body: gzipSync(built.body),
       contentType: built.contentType,
+      boundary,
       query: `?product=BenchApp&version=31.4.0&guid=${guid}`,
       dumpBytes: size,
       inflatedBytes: built.body.length,
@@ -185,8 +194,15 @@ interface Outcome {
   inflatedBytes: number;
 }
 
+/** The item's body behind a `guid` part of its own: a report no earlier post sent. */
+export function uniqueBody(item: CorpusItem): Buffer {
+  const guidPart = `--${item.boundary}\r\nContent-Disposition: form-data; name="guid"\r\n\r\n${randomBytes(16).toString('hex')}\r\n`;
+  return Buffer.concat([gzipSync(guidPart), item.body]);
+}
+
 /** One report over a fresh connection, chunked, as Crashpad sends it. Resolves with status and body. */
 function postCrashpad(base: URL, item: CorpusItem): Promise<{ status: number; body: string }> {
+  const body = uniqueBody(item);
   return new Promise((resolve, reject) => {
     const req = request(
       new URL(`/submit${item.query}`, base),
@@ -205,7 +221,7 @@ function postCrashpad(base: URL, item: CorpusItem): Promise<{ status: number; bo
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('request timed out')));
     req.on('error', reject);
     // No Content-Length and several writes: Node sends Transfer-Encoding: chunked.
-    for (let at = 0; at < item.body.length; at += CHUNK_BYTES) req.write(item.body.subarray(at, at + CHUNK_BYTES));
+    for (let at = 0; at < body.length; at += CHUNK_BYTES) req.write(body.subarray(at, at + CHUNK_BYTES));
     req.end();
   });
 }
