@@ -36,11 +36,16 @@ import type { CrashStorage } from './storage/storage.js';
 import { readVersionInfo } from './version.js';
 import { loadThrottleRules } from './http/throttle-rules-file.js';
 import { Throttler } from './http/throttler.js';
+import { UploadTokens } from './http/upload-tokens.js';
+import { RateLimits } from './http/rate-limit.js';
 
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 /** After the last report ended, how long the drainer still counts as yielding to receiving. */
 const RECEIVING_HOLD_MS = 1000;
+/** How often expired dedup index entries are removed, and how many per transaction. */
+const DEDUP_EXPIRY_INTERVAL_MS = 60_000;
+const DEDUP_EXPIRY_BATCH = 5_000;
 /** How often the spool byte count is re-read from the spool while it is above half its limit. */
 const USAGE_RESYNC_MS = 2000;
 
@@ -66,6 +71,8 @@ export interface RunningCollector {
   address: AddressInfo;
   /** Graceful shutdown; resolves when everything is closed. Safe to call more than once. */
   shutdown(reason: string): Promise<void>;
+  /** Re-reads the UPLOAD_TOKENS file (SIGHUP); a bad file keeps the tokens in use, and says why. */
+  reloadUploadTokens(): void;
 }
 
 function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger): void {
@@ -86,6 +93,7 @@ function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger):
 export async function startCollector(config: Config, logger: Logger): Promise<RunningCollector> {
   // First: a bad rules file stops the start before the spool is touched.
   const throttler = new Throttler(loadThrottleRules(config.throttleRules));
+  const tokens = config.uploadTokens === undefined ? undefined : UploadTokens.load(config.uploadTokens);
   const lock = lockSpool(config.spoolDir);
   // The drainer's connection only reads; all writes go through the writer thread.
   const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
@@ -138,6 +146,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     if (usage.bytes > config.spoolMaxBytes / 2) usage.resync(reader.stats().bytes);
   }, USAGE_RESYNC_MS);
   usageResync.unref();
+  const dedupExpiry = expireDedupIndexPeriodically(writer, config.dedupWindow, logger);
   const state = { routable: true, accepting: true };
   const heartbeat = createHeartbeat({
     spool: reader,
@@ -169,6 +178,8 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     metrics,
     version: readVersionInfo(),
     throttler,
+    tokens,
+    rateLimits: new RateLimits(),
     heartbeat,
     memory,
     refreshGauges,
@@ -237,6 +248,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       const emptied = await drainer.untilEmpty(deadline);
       drainer.stop();
       clearInterval(usageResync);
+      clearInterval(dedupExpiry);
       // Uploads still in flight are cut now, at the deadline; their crashes stay in the spool.
       storage.destroy();
       state.accepting = false;
@@ -257,7 +269,46 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     return shuttingDown;
   };
 
-  return { address, shutdown };
+  const reloadUploadTokens = () => {
+    if (!tokens) {
+      logger.info('SIGHUP: no UPLOAD_TOKENS file to re-read');
+      return;
+    }
+    try {
+      tokens.reload();
+      logger.info({ file: tokens.file, tokens: tokens.size }, 'upload tokens re-read');
+    } catch (error) {
+      logger.error({ file: tokens.file, reason: (error as Error).message, tokens: tokens.size }, 'upload tokens file not usable; the tokens read before stay in use');
+    }
+  };
+
+  return { address, shutdown, reloadUploadTokens };
+}
+
+/**
+ * Keeps the dedup index bounded: entries older than the window (which lookups already ignore) are
+ * removed in small batches, so the writer thread never holds one long transaction.
+ */
+function expireDedupIndexPeriodically(writer: SpoolWriter, windowMs: number, logger: Logger): NodeJS.Timeout {
+  let running = false;
+  const expire = async () => {
+    if (running) return;
+    running = true;
+    try {
+      let removed = 0;
+      for (let batch = DEDUP_EXPIRY_BATCH; batch === DEDUP_EXPIRY_BATCH; removed += batch) {
+        batch = await writer.expireDedup(Date.now() - windowMs, DEDUP_EXPIRY_BATCH);
+      }
+      if (removed > 0) logger.debug({ removed }, 'expired dedup index entries removed');
+    } catch (error) {
+      logger.warn({ err: error }, 'removing expired dedup index entries failed; retried later');
+    } finally {
+      running = false;
+    }
+  };
+  const timer = setInterval(() => void expire(), DEDUP_EXPIRY_INTERVAL_MS);
+  timer.unref();
+  return timer;
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -5,6 +5,8 @@
  * from the same list, so the documentation cannot drift from the code.
  */
 
+import { parseDuration } from './duration.js';
+
 export class ConfigError extends Error {}
 
 interface Setting<T> {
@@ -251,6 +253,18 @@ export const settings = {
     'Email,TelemetryClientId,TelemetryServerURL,TelemetrySessionId',
     "Comma-separated annotation keys removed before storage (personal data); each removal is noted in the raw crash. The default is Antenna's list; empty keeps everything.",
     keyList,
+  ),
+  dedupWindow: setting(
+    'DEDUP_WINDOW',
+    '7d',
+    'A report posted again within this time (a client retrying after a lost answer) is answered with its first crash ID and not stored again (`30m`, `12h`, `7d`). `0`: every post is a new crash.',
+    (raw) => (raw.trim() === '0' ? 0 : parseDuration(raw)),
+  ),
+  uploadTokens: setting(
+    'UPLOAD_TOKENS',
+    '',
+    'Path of a JSON file of upload tokens (README: Upload tokens); `/submit` then needs one (`?token=` or `Authorization: Bearer`). Re-read on SIGHUP. Empty: anyone may post.',
+    (raw) => (raw.trim() === '' ? undefined : raw.trim()),
   ),
   throttleRules: setting(
     'THROTTLE_RULES',

@@ -7,6 +7,8 @@ export interface Dump {
   /** Sanitised dump name (the form field name), e.g. `upload_file_minidump`. */
   name: string;
   data: Buffer;
+  /** The part's filename as sent, when known (Crashpad: `<report-uuid>.dmp`); not stored. */
+  filename?: string;
 }
 
 /** Annotations exactly as the client sent them (JSON `extra` values may be non-strings). */
@@ -32,6 +34,8 @@ export interface RawCrashMetadata {
   payload_size: number;
   throttle_rule: string;
   user_agent: string;
+  /** The `name` of the upload token the report came with (UPLOAD_TOKENS). */
+  upload_token?: string;
 }
 
 export type RawCrash = Annotations & {

@@ -1,7 +1,7 @@
 /**
  * Entry point: `node dist/main.js`. Runs as one process with no wrapper so SIGTERM/SIGINT from
  * systemd or Kubernetes reach it directly. Exit codes: 0 after a graceful shutdown, 1 on a fatal
- * error or a second signal, 2 when it cannot start (invalid configuration or throttle rules,
+ * error or a second signal, 2 when it cannot start (invalid configuration, throttle rules or tokens,
  * unusable or locked spool, port in use).
  */
 import { startCollector, type RunningCollector } from './collector.js';
@@ -10,6 +10,7 @@ import { createLogger } from './logger.js';
 import { SpoolError } from './spool/spool.js';
 import { SpoolLocked } from './spool/spool-lock.js';
 import { ThrottleRulesError } from './http/throttle-rules-file.js';
+import { UploadTokensError } from './http/upload-tokens.js';
 
 function cannotStart(message: string): never {
   process.stderr.write(`crashspool: ${message}\n`);
@@ -50,6 +51,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Node's default for SIGHUP ends the process; here it re-reads the upload tokens.
+  process.on('SIGHUP', () => collector?.reloadUploadTokens());
 
   try {
     collector = await startCollector(config, logger);
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     const code = (error as NodeJS.ErrnoException).code;
     if (error instanceof SpoolLocked || error instanceof SpoolError) cannotStart(error.message);
     if (error instanceof ThrottleRulesError) cannotStart(`THROTTLE_RULES: ${error.message}`);
+    if (error instanceof UploadTokensError) cannotStart(`UPLOAD_TOKENS: ${error.message}`);
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       cannotStart(`cannot listen on ${config.host}:${config.port} (${code}); set PORT or HOST`);
     }

@@ -29,6 +29,11 @@ export function createMetrics() {
       labelNames: ['rule', 'result'] as const,
       registers,
     }),
+    duplicates: new Counter({
+      name: 'crashspool_duplicate_reports_total',
+      help: 'Reports posted again within DEDUP_WINDOW: answered with the first crash ID, not stored again.',
+      registers,
+    }),
     bytesReceived: new Counter({
       name: 'crashspool_received_bytes_total',
       help: 'Bytes of accepted report bodies as sent (before gunzip).',

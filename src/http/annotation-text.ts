@@ -4,6 +4,7 @@
  * `\ud800` escapes, which strict JSON readers refuse). Bytes that were not UTF-8 arrive here
  * already decoded to U+FFFD.
  */
+import type { Annotations } from '../crash.js';
 
 /** What cleaning found, for the raw crash's notes. */
 export interface TextFindings {
@@ -49,4 +50,18 @@ export function findingNotes(findings: TextFindings, where: string): string[] {
   if (findings.loneSurrogate) notes.push(`replaced lone surrogates in ${where} with U+FFFD`);
   if (findings.notUtf8) notes.push(`${where} held bytes that are not UTF-8, stored as U+FFFD`);
   return notes;
+}
+
+/**
+ * An annotation as text (what throttle rules and report identities compare), or undefined when absent. JSON `extra` values may be
+ * other types; like Antenna's `str()`, they are compared as text.
+ */
+export function annotationText(annotations: Annotations, key: string): string | undefined {
+  if (!Object.hasOwn(annotations, key)) return undefined;
+  const value = annotations[key];
+  if (typeof value === 'string') return value;
+  if (value === null) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
 }

@@ -9,6 +9,10 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { annotate, buildCrash, clientKind, type ReceivedReport } from './raw-crash.js';
 import type { Throttler } from './throttler.js';
+import { reportIdentity } from './report-identity.js';
+import { checkClaims, checkSender, type Refusal } from './sender-checks.js';
+import type { UploadToken, UploadTokens } from './upload-tokens.js';
+import type { RateLimits } from './rate-limit.js';
 import { newCrashId } from '../crash-id.js';
 import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
 import type { SpoolWriter } from '../spool/spool-writer.js';
@@ -36,6 +40,9 @@ export interface AppDeps {
   heartbeat: () => Promise<{ healthy: boolean; checks: Record<string, unknown> }>;
   /** Decides from the annotations whether a report is stored (THROTTLE_RULES). */
   throttler: Throttler;
+  /** Who may post (UPLOAD_TOKENS); undefined: anyone. */
+  tokens: UploadTokens | undefined;
+  rateLimits: RateLimits;
   /** Bounds the report bytes all requests in flight hold (admission control). */
   memory: MemoryBudget;
   /** Brings the spool gauges up to date before a scrape. */
@@ -72,7 +79,7 @@ export function createApp(deps: AppDeps) {
   // No `Connection: close` on refusals: closing while the client still sends its body makes it see
   // a reset instead of the answer. @hono/node-server drains the unread rest (bounded in bytes and
   // time) before the connection is reused or closed.
-  const refuse = (reason: string, status: 400 | 413 | 503, body: string) => {
+  const refuse = (reason: string, status: 200 | 400 | 401 | 403 | 413 | 503, body: string) => {
     metrics.rejected.inc({ reason });
     const headers: Record<string, string> = { 'Content-Type': 'text/plain' };
     if (status === 503) headers['Retry-After'] = RETRY_AFTER_SECONDS;
@@ -88,8 +95,24 @@ export function createApp(deps: AppDeps) {
     return refuse('unexpected_error', 400, 'Discarded=malformed_invalid_payload_structure');
   };
 
-  /** Parse → crash → spool commit → ack. Nothing is acknowledged before the commit (I1). */
+  const refuseSender = (found: Refusal, userAgent: string, sender?: UploadToken) => {
+    logger.info({ reason: found.reason, upload_token: sender?.name, user_agent: userAgent }, 'crash report refused for its sender');
+    return refuse(found.reason, found.status, found.body);
+  };
+
+  /** Sender check → parse → crash → spool commit → ack. Nothing is acknowledged before the commit (I1). */
   const accept = async (url: string, incoming: HttpBindings['incoming'], userAgent: string, memory: Reservation, started: number) => {
+    const query = new URL(url).searchParams;
+    const senderCheck = checkSender(deps.tokens, deps.rateLimits, incoming.headers.authorization, query);
+    if ('refusal' in senderCheck) {
+      memory.close();
+      await discardRest(incoming, REFUSAL_DRAIN_MS);
+      return refuseSender(senderCheck.refusal, userAgent);
+    }
+    const { sender } = senderCheck;
+    // Never stored, never logged: the query is otherwise copied into the annotations.
+    query.delete('token');
+
     let report;
     try {
       report = await parseReport(incoming, incoming.headers, config, memory);
@@ -118,7 +141,7 @@ export function createApp(deps: AppDeps) {
       report,
       receivedAt: new Date(),
       userAgent,
-      query: Object.fromEntries(new URL(url).searchParams),
+      query: Object.fromEntries(query),
       removeKeys: config.removeAnnotations,
     };
     let annotated;
@@ -129,6 +152,8 @@ export function createApp(deps: AppDeps) {
     } catch (error) {
       return refuseUnexpected(error, userAgent);
     }
+    const claims = checkClaims(sender, annotated.annotations);
+    if ('refusal' in claims) return refuseSender(claims.refusal, userAgent, sender);
     metrics.throttled.inc({ rule: decision.rule, result: decision.verdict });
     if (decision.verdict === 'reject') {
       logger.info({ throttle_rule: decision.rule, user_agent: userAgent }, 'crash rejected by throttle rule; nothing stored');
@@ -142,16 +167,35 @@ export function createApp(deps: AppDeps) {
 
     let crash;
     try {
-      crash = buildCrash(received, annotated, { rule: decision.rule, digit: 0 });
+      crash = buildCrash(received, annotated, {
+        rule: decision.rule,
+        digit: 0,
+        ...(claims.crashId === undefined ? {} : { crashId: claims.crashId }),
+        ...(sender === undefined ? {} : { uploadToken: sender.name }),
+      });
     } catch (error) {
       return refuseUnexpected(error, userAgent);
     }
+    // A crash ID the sender chose is the report's identity itself (a repeat finds it in the spool).
+    const identity =
+      config.dedupWindow > 0 && claims.crashId === undefined
+        ? reportIdentity(annotated.annotations, report.dumps, crash.rawCrash.metadata.dump_checksums)
+        : undefined;
+    let duplicateOf;
     try {
-      await deps.spool.append(crash);
+      ({ duplicateOf } = await deps.spool.append(crash, identity && { ...identity, notBefore: crash.receivedAt - config.dedupWindow }));
     } catch (error) {
       const reason = spoolFailureReason(error);
       logger.error({ crash_id: crash.crashId, err: error, reason }, 'spooling failed; crash refused');
       return refuse(reason, 503, `Discarded=${reason}`);
+    }
+    if (duplicateOf !== undefined) {
+      metrics.duplicates.inc();
+      logger.info(
+        { crash_id: duplicateOf, report_uuid: identity?.reportUuid, user_agent: userAgent },
+        'report received again: answered with its first crash ID, nothing stored',
+      );
+      return crashIdAnswer(duplicateOf);
     }
     deps.onSpooled();
 

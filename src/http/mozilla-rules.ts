@@ -3,7 +3,8 @@
  * conditions and percentages, with its supported products and Android package names.
  */
 import type { Annotations } from '../crash.js';
-import { ACCEPT_EVERYTHING, annotationText, type ThrottleRule } from './throttler.js';
+import { annotationText } from './annotation-text.js';
+import { ACCEPT_EVERYTHING, type ThrottleRule } from './throttler.js';
 
 export const MOZILLA_PRODUCTS: readonly string[] = [
   'Fenix',

@@ -21,8 +21,9 @@ export interface ReceivedReport {
   removeKeys: readonly string[];
 }
 
-const PRODUCT_ALIASES = ['prod', '_productName', 'product'];
-const VERSION_ALIASES = ['ver', '_version', 'version'];
+// Electron sends its own name as `prod`/`ver` and the app's as `_productName`/`_version`: the app's come first.
+const PRODUCT_ALIASES = ['_productName', 'prod', 'product'];
+const VERSION_ALIASES = ['_version', 'ver', 'version'];
 
 export function clientKind(report: ParsedReport, userAgent: string): ClientKind {
   const a = report.annotations;
@@ -96,16 +97,21 @@ export function antennaTimestamp(date: Date): string {
   return `${iso.slice(0, 19)}${fraction}+00:00`;
 }
 
-/** How the throttler's decision shows in the crash: its rule, and the digit in the crash ID. */
-export interface ThrottleMark {
+/**
+ * What the collector decided about the crash: the throttle rule and the digit it puts in the crash
+ * ID, a crash ID the sender chose (Antenna's stage submitter), the upload token's name.
+ */
+export interface CrashMarks {
   rule: string;
   digit: ThrottleDigit;
+  crashId?: string;
+  uploadToken?: string;
 }
 
 /** The crash to spool: the annotations without the personal-data keys, plus Antenna's own fields. */
-export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport, throttle: ThrottleMark): Crash {
+export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport, marks: CrashMarks): Crash {
   const { report, receivedAt } = received;
-  const crashId = newCrashId(receivedAt, throttle.digit);
+  const crashId = marks.crashId ?? newCrashId(receivedAt, marks.digit);
   const annotations: Annotations = Object.assign(Object.create(null), annotated.annotations);
   const notes = [...annotated.notes];
   for (const key of received.removeKeys) {
@@ -132,8 +138,9 @@ export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport,
       payload: report.payload,
       payload_compressed: report.compressed ? '1' : '0',
       payload_size: report.payloadSize,
-      throttle_rule: throttle.rule,
+      throttle_rule: marks.rule,
       user_agent: received.userAgent,
+      ...(marks.uploadToken === undefined ? {} : { upload_token: marks.uploadToken }),
     },
   };
   return { crashId, receivedAt: receivedAt.getTime(), rawCrash, dumps: report.dumps };

@@ -333,7 +333,9 @@ export async function parseReport(
           } else {
             // Joining the chunks briefly holds the dump twice.
             memory?.take(size);
-            dumps.set(dumpName, { name: dumpName, data: Buffer.concat(chunks, size) });
+            const dump: Dump = { name: dumpName, data: Buffer.concat(chunks, size) };
+            if (info.filename !== undefined) dump.filename = info.filename;
+            dumps.set(dumpName, dump);
           }
         }),
       );

@@ -4,6 +4,7 @@
  * so every rule can be tested exactly.
  */
 import type { Annotations } from '../crash.js';
+import { annotationText } from './annotation-text.js';
 
 /** accept: store it; reject: answer `Discarded=rule_<name>`, store nothing; fakeaccept: answer a crash ID, store nothing. */
 export type Verdict = 'accept' | 'reject' | 'fakeaccept';
@@ -30,20 +31,6 @@ export interface ThrottleDecision {
 export const ACCEPT_EVERYTHING = 'accept_everything';
 
 export const RULE_NAME_PATTERN = /^[a-z0-9_]+$/i;
-
-/**
- * The annotation as the text a rule compares, or undefined when absent. JSON `extra` values may be
- * other types; like Antenna's `str()`, they are compared as text.
- */
-export function annotationText(annotations: Annotations, key: string): string | undefined {
-  if (!Object.hasOwn(annotations, key)) return undefined;
-  const value = annotations[key];
-  if (typeof value === 'string') return value;
-  if (value === null) return 'None';
-  if (typeof value === 'boolean') return value ? 'True' : 'False';
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
-}
 
 export class Throttler {
   constructor(

@@ -215,6 +215,9 @@ export interface SpoolSummary {
   databaseBytes: number;
   walBytes: number;
   freeBytes: number;
+  /** Entries of the dedup index (reports a retry is recognised by), and when the oldest was made. */
+  dedupEntries: number;
+  dedupOldestAt: number | null;
 }
 
 function fileSize(path: string): number {
@@ -249,9 +252,14 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
       .all() as { error: string; state: CrashState; crashes: number; latestReceivedAt: number; latestCrashId: string }[];
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     const freePages = db.pragma('freelist_count', { simple: true }) as number;
-    return { totals, attempts, errors, freeBytes: pageSize * freePages };
+    // Spools written before the dedup index have no table until a collector opens them.
+    const hasDedup = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedup'`).get() !== undefined;
+    const dedup = hasDedup
+      ? (db.prepare('SELECT COUNT(*) AS entries, MIN(created_at) AS oldest FROM dedup').get() as { entries: number; oldest: number | null })
+      : { entries: 0, oldest: null };
+    return { totals, attempts, errors, freeBytes: pageSize * freePages, dedup };
   });
-  const { totals, attempts, errors, freeBytes } = read();
+  const { totals, attempts, errors, freeBytes, dedup } = read();
   return {
     pending: totals.pending,
     dead: totals.dead,
@@ -264,6 +272,8 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
     databaseBytes: fileSize(spool.file),
     walBytes: fileSize(`${spool.file}-wal`),
     freeBytes,
+    dedupEntries: dedup.entries,
+    dedupOldestAt: dedup.oldest,
   };
 }
 

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { isCrashId } from '../crash-id.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from '../duration.js';
 import {
   closeInspectedSpool,
   CrashNotFound,
@@ -207,7 +207,8 @@ const summary: Command = {
   brief: 'counts, ages, errors, sizes, integrity (the default)',
   synopsis: 'summary [--no-check]',
   description: `Counts, bytes and ages of pending and dead-letter crashes, an attempts histogram, the
-distinct last errors with their counts, database and WAL sizes, and SQLite's integrity check
+distinct last errors with their counts, database and WAL sizes, the dedup index's size (reports
+a client's retry is recognised by, kept for DEDUP_WINDOW), and SQLite's integrity check
 (PRAGMA quick_check; it reads the whole file, so it takes seconds on a spool of gigabytes;
 --no-check skips it). The default command. Exits 2 when the integrity check fails.`,
   options: { 'no-check': { type: 'boolean' } },
@@ -244,6 +245,8 @@ distinct last errors with their counts, database and WAL sizes, and SQLite's int
         database_bytes: data.databaseBytes,
         wal_bytes: data.walBytes,
         free_bytes: data.freeBytes,
+        dedup_entries: data.dedupEntries,
+        dedup_oldest_created_at: iso(data.dedupOldestAt),
         integrity: integrity === undefined ? { checked: false, ok: null, findings: [] } : { checked: true, ok: integrityOk, findings: integrity },
         read_only: !fallback,
       });
@@ -261,6 +264,7 @@ distinct last errors with their counts, database and WAL sizes, and SQLite's int
           ['oldest pending', ago(data.oldestPendingAt, now)],
           ['database file', `${formatBytes(data.databaseBytes)} (free pages ${formatBytes(data.freeBytes)})`],
           ['WAL file', formatBytes(data.walBytes)],
+          ['dedup index', `${data.dedupEntries} reports (oldest ${ago(data.dedupOldestAt, now)})`],
           ['integrity', integrityText],
         ]),
       ];

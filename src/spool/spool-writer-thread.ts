@@ -5,7 +5,7 @@
  * reply is sent only after the batch holding the write has committed (I1).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, WAL_CHECKPOINT_PAGES, type Durability, type WriteOp } from './spool.js';
+import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, WAL_CHECKPOINT_PAGES, type Durability, type WriteOp, type WriteResult } from './spool.js';
 
 export interface WriterRequest {
   id: number;
@@ -14,6 +14,7 @@ export interface WriterRequest {
 
 export interface WriterReply {
   id: number;
+  result?: WriteResult;
   error?: { message: string; code?: string };
 }
 
@@ -29,10 +30,13 @@ let flushScheduled = false;
 
 const errorOf = (error: unknown) => ({ message: (error as Error).message, code: (error as { code?: string }).code });
 
+function reply(entries: { id: number }[], results: WriteResult[]): void {
+  entries.forEach(({ id }, index) => port.postMessage({ id, result: results[index] } satisfies WriterReply));
+}
+
 function commit(entries: { id: number; op: WriteOp }[]): void {
   try {
-    store.apply(entries.map((entry) => entry.op));
-    for (const { id } of entries) port.postMessage({ id } satisfies WriterReply);
+    reply(entries, store.apply(entries.map((entry) => entry.op)));
   } catch (error) {
     for (const { id } of entries) port.postMessage({ id, error: errorOf(error) } satisfies WriterReply);
   }
@@ -42,8 +46,9 @@ function flush(): void {
   const entries = batch;
   batch = [];
   flushScheduled = false;
+  let results: WriteResult[];
   try {
-    store.apply(entries.map((entry) => entry.op));
+    results = store.apply(entries.map((entry) => entry.op));
   } catch {
     // The batch failed as a whole (e.g. the disk is full). Deletes and failure records still get
     // a transaction of their own, so the drainer can free space while new crashes are refused.
@@ -52,7 +57,7 @@ function flush(): void {
     commit(entries.filter((entry) => entry.op.kind !== 'append'));
     return;
   }
-  for (const { id } of entries) port.postMessage({ id } satisfies WriterReply);
+  reply(entries, results);
 }
 
 port.on('message', ({ id, op }: WriterRequest) => {

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Crash } from '../crash.js';
 import { crashBytes } from '../crash.js';
-import { SpoolFull, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp } from './spool.js';
+import { SpoolFull, type DedupKey, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
 import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
 import type { CheckpointerMessage } from './spool-checkpointer-thread.js';
 
@@ -37,7 +37,7 @@ function ownedBuffers(crash: Crash): ArrayBuffer[] {
 
 export class SpoolWriter {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (result: WriteResult) => void; reject: (error: Error) => void }>();
   /** The last failed crash append, cleared by the next success: for health checks. */
   private lastFailure: { at: number; error: Error } | undefined;
 
@@ -54,7 +54,7 @@ export class SpoolWriter {
       if (!waiter) return;
       this.pending.delete(reply.id);
       if (reply.error) waiter.reject(new SpoolWriteError(reply.error.message, reply.error.code));
-      else waiter.resolve();
+      else waiter.resolve(reply.result);
     });
   }
 
@@ -97,7 +97,7 @@ export class SpoolWriter {
     return writer;
   }
 
-  private send(op: WriterRequest['op'], transfer: ArrayBuffer[] = []): Promise<void> {
+  private send(op: WriterRequest['op'], transfer: ArrayBuffer[] = []): Promise<WriteResult> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -105,8 +105,12 @@ export class SpoolWriter {
     });
   }
 
-  /** Resolves once the crash is committed (durably, per SPOOL_DURABILITY); rejects with SpoolFull or the SQLite error. */
-  async append(crash: Crash): Promise<void> {
+  /**
+   * Resolves once the crash is committed (durably, per SPOOL_DURABILITY), or with the earlier
+   * crash ID when `dedup` finds the report was stored before (then nothing is stored); rejects
+   * with SpoolFull or the SQLite error.
+   */
+  async append(crash: Crash, dedup?: DedupKey): Promise<{ duplicateOf?: string }> {
     const rawCrashJson = JSON.stringify(crash.rawCrash);
     const bytes = crashBytes(crash, rawCrashJson);
     try {
@@ -123,16 +127,26 @@ export class SpoolWriter {
       dumpNamesJson: JSON.stringify(crash.dumps.map((dump) => dump.name)),
       bytes,
       dumps: crash.dumps,
+      ...(dedup ? { dedup } : {}),
     };
+    let result: WriteResult;
     try {
-      await this.send(op, ownedBuffers(crash));
+      result = await this.send(op, ownedBuffers(crash));
     } catch (error) {
       this.usage.appendSettled(bytes, false);
       this.lastFailure = { at: Date.now(), error: error as Error };
       throw error;
     }
-    this.usage.appendSettled(bytes, true);
+    const duplicateOf = result && 'duplicateOf' in result ? result.duplicateOf : undefined;
+    this.usage.appendSettled(bytes, duplicateOf === undefined);
     this.lastFailure = undefined;
+    return duplicateOf === undefined ? {} : { duplicateOf };
+  }
+
+  /** Removes up to `limit` dedup index entries created before `before`; resolves with how many. */
+  async expireDedup(before: number, limit: number): Promise<number> {
+    const result = await this.send({ kind: 'expireDedup', before, limit });
+    return result && 'expired' in result ? result.expired : 0;
   }
 
   /**
@@ -158,13 +172,13 @@ export class SpoolWriter {
     }
   }
 
-  recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): Promise<void> {
-    return this.send({ kind: 'failure', seq, ...failure });
+  async recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): Promise<void> {
+    await this.send({ kind: 'failure', seq, ...failure });
   }
 
   /** A real (tiny) durable write: proves the spool can still commit. */
-  probe(): Promise<void> {
-    return this.send({ kind: 'probe' });
+  async probe(): Promise<void> {
+    await this.send({ kind: 'probe' });
   }
 
   /** Stops the checkpointer; commits what is queued, checkpoints and closes the connection, ends the thread. */

@@ -85,6 +85,22 @@ const SCHEMA = `
 /** Added after the first spools were written; created when missing. */
 const META_TABLE = 'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)';
 
+/**
+ * The dedup index: which crash ID a report (identity + content, see report-identity.ts) got. It
+ * outlives the crash rows (a retry after the upload still finds it) and is trimmed by age. Added
+ * after the first spools were written; created when missing.
+ */
+const DEDUP_TABLE = `
+  CREATE TABLE IF NOT EXISTS dedup (
+    identity TEXT NOT NULL,
+    content TEXT NOT NULL,
+    crash_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (identity, content)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS dedup_by_age ON dedup (created_at);
+`;
+
 /** A crash row without its raw crash: what listings show. */
 export function crashListing(row: CrashRow): Omit<SpooledCrash, 'rawCrashJson'> {
   return {
@@ -133,8 +149,10 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     if (version === 0 && !options.readonly) {
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
       db.exec(META_TABLE);
+      db.exec(DEDUP_TABLE);
     } else if (version === SCHEMA_VERSION && !options.readonly) {
       db.exec(META_TABLE);
+      db.exec(DEDUP_TABLE);
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new SpoolError(
@@ -254,10 +272,37 @@ export type WriteOp =
       dumpNamesJson: string;
       bytes: number;
       dumps: { name: string; data: Uint8Array }[];
+      dedup?: DedupKey;
     }
   | { kind: 'remove'; seq: number }
+  | { kind: 'expireDedup'; before: number; limit: number }
   | { kind: 'failure'; seq: number; attempts: number; nextAttemptAt: number; error: string; dead: boolean }
   | { kind: 'probe' };
+
+/** How a report is recognised when it comes again (see report-identity.ts). */
+export interface DedupKey {
+  identity: string;
+  content: string;
+  /** Crashpad's report UUID, when the identity is made of it (for the notes on a collision). */
+  reportUuid?: string;
+  /** Index entries created before this time (ms) are expired: not matched. */
+  notBefore: number;
+}
+
+/**
+ * What a write did: an append either stored the crash or found it was a repeat of an earlier
+ * report (then nothing is stored and the earlier crash ID is the answer); an expiry counts the
+ * index entries it removed.
+ */
+export type WriteResult = { duplicateOf: string } | { expired: number } | undefined;
+
+/** Adds a note to a raw crash's `metadata.collector_notes`. */
+function withNote(rawCrashJson: string, note: string): string {
+  const rawCrash = JSON.parse(rawCrashJson) as { metadata?: { collector_notes?: string[] } };
+  rawCrash.metadata ??= {};
+  (rawCrash.metadata.collector_notes ??= []).push(note);
+  return JSON.stringify(rawCrash);
+}
 
 /**
  * Every write the collector makes to the spool, on one connection. A crash and all its dumps are
@@ -271,31 +316,42 @@ export class SpoolStore {
   private readonly deleteDumps: Database.Statement;
   private readonly failure: Database.Statement;
   private readonly probe: Database.Statement;
+  private readonly dedupLookup: Database.Statement;
+  private readonly dedupInsert: Database.Statement;
+  private readonly dedupExpire: Database.Statement;
+  private readonly rawCrashOf: Database.Statement;
+  private readonly updateRawCrash: Database.Statement;
 
   constructor(readonly db: Database.Database) {
+    // A crash ID already spooled can only be one a sender chose (Antenna's stage submitter) and sent again.
     this.insertCrash = db.prepare(
-      'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?) ON CONFLICT (crash_id) DO NOTHING',
     );
     this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
     this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ?');
     this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
     this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?');
     this.probe = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`);
+    this.dedupLookup = db.prepare('SELECT content, crash_id FROM dedup WHERE identity = ? AND created_at >= ? ORDER BY created_at');
+    this.dedupInsert = db.prepare('INSERT OR REPLACE INTO dedup (identity, content, crash_id, created_at) VALUES (?, ?, ?, ?)');
+    this.dedupExpire = db.prepare(
+      'DELETE FROM dedup WHERE (identity, content) IN (SELECT identity, content FROM dedup WHERE created_at < ? ORDER BY created_at LIMIT ?)',
+    );
+    this.rawCrashOf = db.prepare('SELECT raw_crash FROM crashes WHERE crash_id = ?').pluck();
+    this.updateRawCrash = db.prepare('UPDATE crashes SET raw_crash = ? WHERE crash_id = ?');
   }
 
-  apply(ops: readonly WriteOp[]): void {
-    this.db.transaction(() => {
-      for (const op of ops) this.applyOne(op);
-    })();
+  /** Commits `ops` in one transaction; the result of each, in order. */
+  apply(ops: readonly WriteOp[]): WriteResult[] {
+    return this.db.transaction(() => ops.map((op) => this.applyOne(op)))();
   }
 
-  private applyOne(op: WriteOp): void {
+  private applyOne(op: WriteOp): WriteResult {
     switch (op.kind) {
-      case 'append': {
-        const { lastInsertRowid } = this.insertCrash.run(op.crashId, op.receivedAt, op.rawCrashJson, op.dumpNamesJson, op.bytes);
-        for (const dump of op.dumps) this.insertDump.run(lastInsertRowid, dump.name, asBuffer(dump.data));
-        return;
-      }
+      case 'append':
+        return this.append(op);
+      case 'expireDedup':
+        return { expired: this.dedupExpire.run(op.before, op.limit).changes };
       case 'remove':
         // I2: only for a crash whose every object storage has confirmed.
         this.deleteDumps.run(op.seq);
@@ -308,6 +364,35 @@ export class SpoolStore {
         this.probe.run(new Date().toISOString());
         return;
     }
+  }
+
+  /**
+   * Stores the crash, unless its report was stored before (same identity and content within the
+   * window): then the earlier crash ID. Looked up and recorded in the crash's own transaction, so
+   * the index is exactly as durable as the crashes (and a repeat in the same batch is found too).
+   */
+  private append(op: Extract<WriteOp, { kind: 'append' }>): WriteResult {
+    let rawCrashJson = op.rawCrashJson;
+    if (op.dedup) {
+      const earlier = this.dedupLookup.all(op.dedup.identity, op.dedup.notBefore) as { content: string; crash_id: string }[];
+      const same = earlier.find((entry) => entry.content === op.dedup!.content);
+      if (same) return { duplicateOf: same.crash_id };
+      const first = earlier[0];
+      if (first && op.dedup.reportUuid) {
+        // The same report UUID with other bytes: a different crash, noted on both while the first is still here.
+        const uuid = op.dedup.reportUuid;
+        rawCrashJson = withNote(rawCrashJson, `report ${uuid} was received before with other dumps, as ${first.crash_id}`);
+        const firstRaw = this.rawCrashOf.get(first.crash_id) as string | undefined;
+        if (firstRaw !== undefined) {
+          this.updateRawCrash.run(withNote(firstRaw, `report ${uuid} was received again with other dumps, as ${op.crashId}`), first.crash_id);
+        }
+      }
+    }
+    const { changes, lastInsertRowid } = this.insertCrash.run(op.crashId, op.receivedAt, rawCrashJson, op.dumpNamesJson, op.bytes);
+    if (changes === 0) return { duplicateOf: op.crashId };
+    for (const dump of op.dumps) this.insertDump.run(lastInsertRowid, dump.name, asBuffer(dump.data));
+    if (op.dedup) this.dedupInsert.run(op.dedup.identity, op.dedup.content, op.crashId, op.receivedAt);
+    return undefined;
   }
 }
 

@@ -207,7 +207,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const indices = options.only !== undefined ? [options.only] : Array.from({ length: options.cases }, (_, i) => i);
   const result: FuzzResult = { seed: options.seed, cases: indices.length, statuses: {}, reasons: {}, accepted: 0, stored: 0, failures: [], seconds: 0, phases: {} };
   const phase = (name: string, since: number) => (result.phases[name] = (Date.now() - since) / 1000);
-  const acknowledged: string[] = [];
+  // A set: a case that repeats an earlier report is answered with the earlier crash ID (dedup).
+  const acknowledged = new Set<string>();
   let next = 0;
   let done = 0;
 
@@ -228,7 +229,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       result.reasons[reason] = (result.reasons[reason] ?? 0) + 1;
       const problem = answerProblem(reply);
       if (problem) result.failures.push(`${label}: ${problem}`);
-      if (reply.status === 200 && !problem) acknowledged.push(/CrashID=bp-(\S+)/.exec(reply.body)![1]!);
+      if (reply.status === 200 && !problem) acknowledged.add(/CrashID=bp-(\S+)/.exec(reply.body)![1]!);
       if (collector.child.exitCode !== null || collector.child.signalCode !== null) {
         result.failures.push(`${label}: the collector died: ${collector.stderr.slice(-2000)}`);
         break;
@@ -247,8 +248,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       const received = metric(metrics, 'crashspool_crashes_received_total');
       const accepted = [...metrics.matchAll(/^crashspool_crashes_accepted_total\{[^}]*\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
       const rejected = [...metrics.matchAll(/^crashspool_crashes_rejected_total\{[^}]*\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
-      if (received !== done || accepted + rejected !== done) {
-        result.failures.push(`metrics: ${received} received, ${accepted} accepted + ${rejected} refused, for ${done} requests answered`);
+      // A case that repeats an earlier report is answered with the earlier crash ID (dedup).
+      const repeats = metric(metrics, 'crashspool_duplicate_reports_total');
+      if (received !== done || accepted + rejected + repeats !== done) {
+        result.failures.push(`metrics: ${received} received, ${accepted} accepted + ${rejected} refused + ${repeats} repeats, for ${done} requests answered`);
       }
       const unexpected = collector.logs.filter((line) => (line.level ?? 0) >= 50);
       for (const line of unexpected.slice(0, 5)) result.failures.push(`error logged: ${JSON.stringify(line).slice(0, 1500)}`);
@@ -257,7 +260,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     }
     phase('draining', drainStarted);
     const checkStarted = Date.now();
-    result.accepted = acknowledged.length;
+    result.accepted = acknowledged.size;
     const toCheck = [...acknowledged];
     const checker = async () => {
       for (let crashId = toCheck.pop(); crashId !== undefined; crashId = toCheck.pop()) {
@@ -268,7 +271,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     await Promise.all(Array.from({ length: 16 }, checker));
     result.stored = await storage.countRawCrashes();
     phase('checking', checkStarted);
-    if (result.stored !== acknowledged.length) result.failures.push(`${result.stored} raw crashes stored for ${acknowledged.length} acknowledged`);
+    if (result.stored !== acknowledged.size) result.failures.push(`${result.stored} raw crashes stored for ${acknowledged.size} acknowledged`);
   } finally {
     await collector.stop();
     await storage.cleanUp();

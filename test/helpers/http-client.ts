@@ -40,8 +40,8 @@ export function send(baseUrl: string, body: Buffer | undefined, options: SendOpt
 }
 
 /** Posts a report the way its client style does: Crashpad/Electron gzip and chunked, with the URL query. */
-export function postReport(baseUrl: string, report: Report): Promise<Answer> {
-  const headers: Record<string, string> = { 'Content-Type': report.contentType, 'User-Agent': `test-${report.style}` };
+export function postReport(baseUrl: string, report: Report, extraHeaders: Record<string, string> = {}): Promise<Answer> {
+  const headers: Record<string, string> = { 'Content-Type': report.contentType, 'User-Agent': `test-${report.style}`, ...extraHeaders };
   if (report.gzip) headers['Content-Encoding'] = 'gzip';
   const chunked = report.style === 'crashpad' || report.style === 'electron';
   return send(baseUrl, report.body, {

@@ -1,7 +1,7 @@
 /**
  * Builds crash report bodies the way real clients do (DESIGN.md §3), for tests and benchmarks.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 
 export type Part =
@@ -79,7 +79,8 @@ export function makeReport(style: ClientStyle, dump: Buffer, secondDump?: Buffer
           : { prod: 'TestCrashpadApp', ver: '2.0', plat: 'Linux', guid };
       const built = multipart([
         ...Object.entries(annotations).map(([name, value]) => ({ name, value })),
-        { name: 'upload_file_minidump', filename: `${guid}.dmp`, data: dump },
+        // Crashpad names the minidump after its report UUID, the same on every retry.
+        { name: 'upload_file_minidump', filename: `${randomUUID()}.dmp`, data: dump },
       ]);
       return {
         style,
@@ -93,7 +94,10 @@ export function makeReport(style: ClientStyle, dump: Buffer, secondDump?: Buffer
     }
     case 'mozilla': {
       const extra = { ProductName: 'Firefox', Version: '120.0', BuildID: '20231120000000', ReleaseChannel: 'release', Nested: { list: [1, 2, 3] } };
-      const second = secondDump ?? dump;
+      // Firefox sends no install guid: two of its reports are the same report (deduplicated) when
+      // their dumps are. Two real crashes never share dump bytes; two uses of a fixture would.
+      dump = Buffer.concat([dump, randomBytes(16)]);
+      const second = Buffer.concat([secondDump ?? dump, randomBytes(16)]);
       const built = multipart([
         { name: 'extra', filename: 'extra.json', data: Buffer.from(JSON.stringify(extra)), contentType: 'application/json' },
         { name: 'upload_file_minidump', filename: 'content.dmp', data: dump },

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CollectorProcess, MAIN, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
@@ -27,10 +28,13 @@ function postForm(url: string, parts: Part[], path = '/submit'): Promise<Answer>
 
 const fields = (annotations: Record<string, string>): Part[] => Object.entries(annotations).map(([name, value]) => ({ name, value }));
 
-/** A Firefox-style report: annotations in a JSON `extra` file part, then the dump. */
+/**
+ * A Firefox-style report: annotations in a JSON `extra` file part, then the dump. Firefox sends no
+ * install guid, so each report gets dump bytes of its own (else it would be a repeat of the last).
+ */
 const mozillaReport = (extra: Record<string, unknown>): Part[] => [
   { name: 'extra', filename: 'extra.json', data: Buffer.from(JSON.stringify(extra)), contentType: 'application/json' },
-  theDump,
+  { ...theDump, data: Buffer.concat([dump, randomBytes(16)]) },
 ];
 
 /** A collector draining to a directory, and a way to read what it stored. */

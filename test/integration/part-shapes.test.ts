@@ -40,7 +40,9 @@ describe('part shapes: each has a defined answer, the rest of the report is kept
   before(async () => {
     const target = s3Target('shapes');
     reader = target.reader;
-    collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('shapes-spool'), ...target.env, SPOOL_DURABILITY: 'normal' });
+    // These reports share one dump and one product by design: without DEDUP_WINDOW=0 each would
+    // be a repeat of the first (answered with its crash ID, nothing new stored).
+    collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('shapes-spool'), ...target.env, SPOOL_DURABILITY: 'normal', DEDUP_WINDOW: '0' });
   });
   after(() => collector.stop());
 

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { annotate, antennaTimestamp, buildCrash, clientKind, sha256Hex, type ReceivedReport, type ThrottleMark } from '../../src/http/raw-crash.js';
+import { annotate, antennaTimestamp, buildCrash, clientKind, sha256Hex, type ReceivedReport, type CrashMarks } from '../../src/http/raw-crash.js';
 import type { ParsedReport } from '../../src/crash.js';
 
-const ACCEPTED: ThrottleMark = { rule: 'accept_everything', digit: 0 };
+const ACCEPTED: CrashMarks = { rule: 'accept_everything', digit: 0 };
 
 function crashOf(received: ReceivedReport, throttle = ACCEPTED) {
   return buildCrash(received, annotate(received), throttle);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
-import { formatDuration, parseDuration } from '../../src/ops/duration.js';
+import { formatDuration, parseDuration } from '../../src/duration.js';
 import {
   attemptsHistogram,
   closeInspectedSpool,

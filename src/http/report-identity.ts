@@ -1,0 +1,48 @@
+/**
+ * What makes two posts the same report, so a client's retry gets the first crash ID instead of
+ * a second crash. A Crashpad report names itself: its minidump is uploaded as
+ * `<report-uuid>.dmp`, the same on every retry; with `guid` (the install) that is the identity.
+ * Other reports are identified by their dumps' SHA-256 with `guid`, product and version. The
+ * content (all dumps' SHA-256) tells a retry from a different report under the same UUID.
+ */
+import { createHash } from 'node:crypto';
+import type { Annotations, Dump } from '../crash.js';
+import { MAIN_DUMP_FIELD } from '../storage/storage-keys.js';
+import { annotationText } from './annotation-text.js';
+
+export interface ReportIdentity {
+  identity: string;
+  content: string;
+  reportUuid?: string;
+}
+
+const REPORT_FILENAME = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.dmp$/i;
+
+/** 128 bits of SHA-256 over the parts, each length-prefixed so no two lists hash alike. */
+function digest(...parts: string[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(`${Buffer.byteLength(part)}:${part}`);
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** Crashpad's report UUID, from the minidump's filename. */
+export function reportUuidOf(dumps: readonly Dump[]): string | undefined {
+  const filename = dumps.find((dump) => dump.name === MAIN_DUMP_FIELD)?.filename;
+  return filename === undefined ? undefined : REPORT_FILENAME.exec(filename)?.[1]?.toLowerCase();
+}
+
+/**
+ * The report's identity, or undefined when it has none worth trusting: without a report UUID and
+ * without dumps, two different crashes of one install could look the same.
+ * `checksums`: each dump's SHA-256 by name (the raw crash's `dump_checksums`).
+ */
+export function reportIdentity(annotations: Annotations, dumps: readonly Dump[], checksums: Readonly<Record<string, string>>): ReportIdentity | undefined {
+  const content = digest(...Object.keys(checksums).sort().flatMap((name) => [name, checksums[name]!]));
+  const guid = annotationText(annotations, 'guid') ?? '';
+  const reportUuid = reportUuidOf(dumps);
+  if (reportUuid) return { identity: digest('crashpad-report', reportUuid, guid), content, reportUuid };
+  if (dumps.length === 0) return undefined;
+  const product = annotationText(annotations, 'ProductName') ?? '';
+  const version = annotationText(annotations, 'Version') ?? '';
+  return { identity: digest('dumps', content, guid, product, version), content };
+}
