@@ -188,7 +188,11 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
 
   const server = createAdaptorServer({
     fetch: app.fetch,
+    // Load-balancer checks (HAProxy's default is HTTP/1.0 without Host) and old clients send no
+    // Host header: answered normally, with this name in the request URL.
+    hostname: 'localhost',
     serverOptions: {
+      requireHostHeader: false,
       headersTimeout: config.headersTimeoutSeconds * 1000,
       requestTimeout: config.requestTimeoutSeconds * 1000,
       keepAliveTimeout: 5_000,
@@ -202,7 +206,11 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   answerInFlightBeforeClientErrors(server);
   await listen(server, config.port, config.host);
   const metricsServer =
-    config.metricsPort === undefined ? undefined : (createAdaptorServer({ fetch: createMetricsApp(metrics, refreshGauges).fetch }) as Server);
+    config.metricsPort === undefined ? undefined : (createAdaptorServer({
+          fetch: createMetricsApp(metrics, refreshGauges).fetch,
+          hostname: 'localhost',
+          serverOptions: { requireHostHeader: false },
+        }) as Server);
   if (metricsServer) await listen(metricsServer, config.metricsPort!, config.host);
   const address = server.address() as AddressInfo;
   const startStats = reader.stats();

@@ -95,6 +95,25 @@ export function createApp(deps: AppDeps) {
     return refuse('unexpected_error', 400, 'Discarded=malformed_invalid_payload_structure');
   };
 
+  /** The answer to a report that could not be read (parseReport's failures). */
+  const refuseUnparsed = (error: unknown, userAgent: string) => {
+    if (error instanceof Overloaded) {
+      logger.warn({ in_flight_bytes: deps.memory.inUse, user_agent: userAgent }, 'in-flight memory budget spent; crash refused');
+      return refuse('overloaded', 503, 'Discarded=overloaded');
+    }
+    if (error instanceof ReportRejected) {
+      if (error.unexpected !== undefined) return refuseUnexpected(error.unexpected, userAgent);
+      logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
+      return refuse(error.body.replace('Discarded=', ''), error.status, error.body);
+    }
+    if (error instanceof ClientGone) {
+      metrics.rejected.inc({ reason: 'client_gone' });
+      logger.info({ user_agent: userAgent }, 'client disconnected mid-upload; nothing stored');
+      return new Response(null, { status: 400 });
+    }
+    return refuseUnexpected(error, userAgent);
+  };
+
   const refuseSender = (found: Refusal, userAgent: string, sender?: UploadToken) => {
     logger.info({ reason: found.reason, upload_token: sender?.name, user_agent: userAgent }, 'crash report refused for its sender');
     return refuse(found.reason, found.status, found.body);
@@ -120,21 +139,7 @@ export function createApp(deps: AppDeps) {
       // The refused report's bytes are garbage now: give them back before waiting on the rest.
       memory.close();
       if (!(error instanceof ClientGone)) await discardRest(incoming, REFUSAL_DRAIN_MS);
-      if (error instanceof Overloaded) {
-        logger.warn({ in_flight_bytes: deps.memory.inUse, user_agent: userAgent }, 'in-flight memory budget spent; crash refused');
-        return refuse('overloaded', 503, 'Discarded=overloaded');
-      }
-      if (error instanceof ReportRejected) {
-        if (error.unexpected !== undefined) return refuseUnexpected(error.unexpected, userAgent);
-        logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
-        return refuse(error.body.replace('Discarded=', ''), error.status, error.body);
-      }
-      if (error instanceof ClientGone) {
-        metrics.rejected.inc({ reason: 'client_gone' });
-        logger.info({ user_agent: userAgent }, 'client disconnected mid-upload; nothing stored');
-        return new Response(null, { status: 400 });
-      }
-      return refuseUnexpected(error, userAgent);
+      return refuseUnparsed(error, userAgent);
     }
 
     const received: ReceivedReport = {

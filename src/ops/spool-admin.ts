@@ -253,9 +253,9 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
     const pageSize = db.pragma('page_size', { simple: true }) as number;
     const freePages = db.pragma('freelist_count', { simple: true }) as number;
     // Spools written before the dedup index have no table until a collector opens them.
-    const hasDedup = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedup'`).get() !== undefined;
+    const hasDedup = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedup_log'`).get() !== undefined;
     const dedup = hasDedup
-      ? (db.prepare('SELECT COUNT(*) AS entries, MIN(created_at) AS oldest FROM dedup').get() as { entries: number; oldest: number | null })
+      ? (db.prepare('SELECT COUNT(*) AS entries, MIN(created_at) AS oldest FROM dedup_log').get() as { entries: number; oldest: number | null })
       : { entries: 0, oldest: null };
     return { totals, attempts, errors, freeBytes: pageSize * freePages, dedup };
   });

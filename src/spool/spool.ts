@@ -14,6 +14,7 @@
  * their own (spool-writer.ts).
  */
 import Database from 'better-sqlite3';
+import { DedupIndex, DEDUP_LOG_TABLE } from './dedup-index.js';
 import { existsSync, statfsSync } from 'node:fs';
 import { mkdirDurableSync } from '../durable-fs.js';
 import { join } from 'node:path';
@@ -85,22 +86,6 @@ const SCHEMA = `
 /** Added after the first spools were written; created when missing. */
 const META_TABLE = 'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)';
 
-/**
- * The dedup index: which crash ID a report (identity + content, see report-identity.ts) got. It
- * outlives the crash rows (a retry after the upload still finds it) and is trimmed by age. Added
- * after the first spools were written; created when missing.
- */
-const DEDUP_TABLE = `
-  CREATE TABLE IF NOT EXISTS dedup (
-    identity TEXT NOT NULL,
-    content TEXT NOT NULL,
-    crash_id TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (identity, content)
-  ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS dedup_by_age ON dedup (created_at);
-`;
-
 /** A crash row without its raw crash: what listings show. */
 export function crashListing(row: CrashRow): Omit<SpooledCrash, 'rawCrashJson'> {
   return {
@@ -149,10 +134,10 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     if (version === 0 && !options.readonly) {
       db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
       db.exec(META_TABLE);
-      db.exec(DEDUP_TABLE);
+      db.exec(DEDUP_LOG_TABLE);
     } else if (version === SCHEMA_VERSION && !options.readonly) {
       db.exec(META_TABLE);
-      db.exec(DEDUP_TABLE);
+      db.exec(DEDUP_LOG_TABLE);
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new SpoolError(
@@ -316,9 +301,7 @@ export class SpoolStore {
   private readonly deleteDumps: Database.Statement;
   private readonly failure: Database.Statement;
   private readonly probe: Database.Statement;
-  private readonly dedupLookup: Database.Statement;
-  private readonly dedupInsert: Database.Statement;
-  private readonly dedupExpire: Database.Statement;
+  private readonly dedup: DedupIndex;
   private readonly rawCrashOf: Database.Statement;
   private readonly updateRawCrash: Database.Statement;
 
@@ -332,18 +315,22 @@ export class SpoolStore {
     this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
     this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?');
     this.probe = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`);
-    this.dedupLookup = db.prepare('SELECT content, crash_id FROM dedup WHERE identity = ? AND created_at >= ? ORDER BY created_at');
-    this.dedupInsert = db.prepare('INSERT OR REPLACE INTO dedup (identity, content, crash_id, created_at) VALUES (?, ?, ?, ?)');
-    this.dedupExpire = db.prepare(
-      'DELETE FROM dedup WHERE (identity, content) IN (SELECT identity, content FROM dedup WHERE created_at < ? ORDER BY created_at LIMIT ?)',
-    );
+    this.dedup = new DedupIndex(db);
     this.rawCrashOf = db.prepare('SELECT raw_crash FROM crashes WHERE crash_id = ?').pluck();
     this.updateRawCrash = db.prepare('UPDATE crashes SET raw_crash = ? WHERE crash_id = ?');
   }
 
   /** Commits `ops` in one transaction; the result of each, in order. */
   apply(ops: readonly WriteOp[]): WriteResult[] {
-    return this.db.transaction(() => ops.map((op) => this.applyOne(op)))();
+    let results: WriteResult[];
+    try {
+      results = this.db.transaction(() => ops.map((op) => this.applyOne(op)))();
+    } catch (error) {
+      this.dedup.rolledBack();
+      throw error;
+    }
+    this.dedup.committed();
+    return results;
   }
 
   private applyOne(op: WriteOp): WriteResult {
@@ -351,7 +338,7 @@ export class SpoolStore {
       case 'append':
         return this.append(op);
       case 'expireDedup':
-        return { expired: this.dedupExpire.run(op.before, op.limit).changes };
+        return { expired: this.dedup.expire(op.before, op.limit) };
       case 'remove':
         // I2: only for a crash whose every object storage has confirmed.
         this.deleteDumps.run(op.seq);
@@ -374,24 +361,24 @@ export class SpoolStore {
   private append(op: Extract<WriteOp, { kind: 'append' }>): WriteResult {
     let rawCrashJson = op.rawCrashJson;
     if (op.dedup) {
-      const earlier = this.dedupLookup.all(op.dedup.identity, op.dedup.notBefore) as { content: string; crash_id: string }[];
+      const earlier = this.dedup.lookup(op.dedup.identity, op.dedup.notBefore);
       const same = earlier.find((entry) => entry.content === op.dedup!.content);
-      if (same) return { duplicateOf: same.crash_id };
+      if (same) return { duplicateOf: same.crashId };
       const first = earlier[0];
       if (first && op.dedup.reportUuid) {
         // The same report UUID with other bytes: a different crash, noted on both while the first is still here.
         const uuid = op.dedup.reportUuid;
-        rawCrashJson = withNote(rawCrashJson, `report ${uuid} was received before with other dumps, as ${first.crash_id}`);
-        const firstRaw = this.rawCrashOf.get(first.crash_id) as string | undefined;
+        rawCrashJson = withNote(rawCrashJson, `report ${uuid} was received before with other dumps, as ${first.crashId}`);
+        const firstRaw = this.rawCrashOf.get(first.crashId) as string | undefined;
         if (firstRaw !== undefined) {
-          this.updateRawCrash.run(withNote(firstRaw, `report ${uuid} was received again with other dumps, as ${op.crashId}`), first.crash_id);
+          this.updateRawCrash.run(withNote(firstRaw, `report ${uuid} was received again with other dumps, as ${op.crashId}`), first.crashId);
         }
       }
     }
     const { changes, lastInsertRowid } = this.insertCrash.run(op.crashId, op.receivedAt, rawCrashJson, op.dumpNamesJson, op.bytes);
     if (changes === 0) return { duplicateOf: op.crashId };
     for (const dump of op.dumps) this.insertDump.run(lastInsertRowid, dump.name, asBuffer(dump.data));
-    if (op.dedup) this.dedupInsert.run(op.dedup.identity, op.dedup.content, op.crashId, op.receivedAt);
+    if (op.dedup) this.dedup.add(op.dedup.identity, { content: op.dedup.content, crashId: op.crashId, createdAt: op.receivedAt });
     return undefined;
   }
 }

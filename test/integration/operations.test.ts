@@ -176,3 +176,23 @@ test('REMOVE_ANNOTATIONS strips personal data before storage and notes each remo
     await collector.stop();
   }
 });
+
+test('HTTP/1.0 and Host-less requests (load-balancer checks, old clients) are answered normally', async () => {
+  const files = tempDir('files');
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${files}` });
+  try {
+    // HAProxy's default `option httpchk`: HTTP/1.0, no Host header.
+    const check = await rawExchange(collector.port, (socket) => void socket.write('GET /__lbheartbeat__ HTTP/1.0\r\n\r\n'), 5_000);
+    assert.match(check.response, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nOK\n$/);
+    assert.ok(check.closedByServer, 'HTTP/1.0 without keep-alive: closed after the answer');
+
+    const report = makeReport('breakpad', dump);
+    for (const version of ['1.0', '1.1']) {
+      const head = `POST /submit HTTP/${version}\r\nContent-Type: ${report.contentType}\r\nContent-Length: ${report.body.length}\r\nConnection: close\r\n\r\n`;
+      const posted = await rawExchange(collector.port, (socket) => void socket.write(Buffer.concat([Buffer.from(head), report.body])), 10_000);
+      assert.match(posted.response, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nCrashID=bp-[0-9a-f-]+\n$/, `HTTP/${version} without Host`);
+    }
+  } finally {
+    await collector.stop();
+  }
+});
