@@ -15,11 +15,10 @@ import type { Config } from './config.js';
 import { Drainer } from './drain/drainer.js';
 import { closeIdleConnectionsAfterIo } from './http/idle-connections.js';
 import { answerInFlightBeforeClientErrors } from './http/client-errors.js';
-import { FileStorage } from './storage/file-storage.js';
 import { createHeartbeat } from './ops/health.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { S3Storage } from './storage/s3-storage.js';
+import { createStorage } from './storage/create-storage.js';
 import {
   checkIntegrity,
   closeSpoolDatabase,
@@ -48,24 +47,6 @@ const DEDUP_EXPIRY_INTERVAL_MS = 60_000;
 const DEDUP_EXPIRY_BATCH = 5_000;
 /** How often the spool byte count is re-read from the spool while it is above half its limit. */
 const USAGE_RESYNC_MS = 2000;
-
-export function createStorage(config: Config, logger: Logger): CrashStorage {
-  const target = config.storageUrl;
-  return target.kind === 'file'
-    ? new FileStorage(target.dir)
-    : new S3Storage({
-        bucket: target.bucket,
-        prefix: target.prefix,
-        endpoint: config.s3Endpoint,
-        timeouts: {
-          connectMs: config.storageConnectTimeoutSeconds * 1000,
-          idleMs: config.storageIdleTimeoutSeconds * 1000,
-          requestMs: config.storageRequestTimeoutSeconds * 1000,
-        },
-        maxAttempts: config.storageMaxAttempts,
-        logger,
-      });
-}
 
 export interface RunningCollector {
   address: AddressInfo;

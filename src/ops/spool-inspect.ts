@@ -14,6 +14,9 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { isCrashId } from '../crash-id.js';
 import { formatDuration, parseDuration } from '../duration.js';
+import { loadConfig } from '../config.js';
+import { SpoolLocked } from '../spool/spool-lock.js';
+import { drainSpool } from './spool-drain.js';
 import {
   closeInspectedSpool,
   CrashNotFound,
@@ -73,7 +76,7 @@ interface Command {
   /** Positional argument names; their count is enforced unless `run` checks them itself. */
   positionals: string[];
   optionalPositionals?: boolean;
-  run(context: Context): number;
+  run(context: Context): number | Promise<number>;
 }
 
 // ---- output helpers -------------------------------------------------------------------------
@@ -524,7 +527,63 @@ collector counts the freed bytes toward SPOOL_MAX_BYTES until its next restart.`
   },
 };
 
-const COMMANDS: Command[] = [summary, list, show, exportCommand, requeue, purge];
+const drain: Command = {
+  name: 'drain',
+  brief: "upload every pending crash (a dead node's spool), then exit",
+  synopsis: 'drain [--max-time DURATION]',
+  description: `Uploads every pending crash with the collector's own drainer and storage settings, read
+from the environment as the collector reads them (STORAGE_URL, S3_ENDPOINT, AWS_*, DRAIN_*,
+STORAGE_*): for the spool of a node that died for good, attached elsewhere. Progress (uploaded,
+rate, pending) goes to stderr every second. Exits 0 once the spool is empty; 1 when crashes remain
+after --max-time (default 10m) or are dead-lettered, each listed; 3 without touching anything when
+a live collector holds the spool (stop it first, or let it drain).`,
+  options: { 'max-time': { type: 'string' } },
+  positionals: [],
+  async run(context) {
+    const raw = context.values['max-time'];
+    let maxMs: number;
+    try {
+      maxMs = parseDuration(typeof raw === 'string' ? raw : '10m');
+    } catch (error) {
+      throw new UsageError(`--max-time: ${(error as Error).message}`);
+    }
+    let config;
+    try {
+      config = loadConfig({ ...process.env, SPOOL_DIR: context.spoolDir });
+    } catch (error) {
+      throw new UsageError((error as Error).message.replace(/\n\s*/g, '; '));
+    }
+    const logger = operatorLogger(context.spoolDir);
+    logger.level = process.env['LOG_LEVEL'] ?? 'warn';
+    const outcome = await drainSpool(config, logger, maxMs, (progress) => {
+      const rate = progress.seconds > 0 ? progress.uploaded / progress.seconds : 0;
+      process.stderr.write(`${PROGRAM} drain: ${progress.uploaded} uploaded (${rate.toFixed(1)}/s), ${progress.pending} pending, ${progress.seconds.toFixed(0)} s\n`);
+    });
+    if (context.json) {
+      writeJson({
+        uploaded: outcome.uploaded,
+        seconds: outcome.seconds,
+        left: outcome.left.map((crash) => ({ crash_id: crash.crashId, state: crash.state, attempts: crash.attempts, last_error: crash.lastError })),
+      });
+    } else {
+      const lines = [`uploaded ${outcome.uploaded} crash${outcome.uploaded === 1 ? '' : 'es'} in ${formatDuration(outcome.seconds * 1000)}`];
+      if (outcome.left.length > 0) {
+        lines.push(
+          `${outcome.left.length} crash${outcome.left.length === 1 ? '' : 'es'} left in the spool:`,
+          table(
+            ['CRASH ID', 'STATE', 'ATTEMPTS', 'LAST ERROR'],
+            outcome.left.map((crash) => [crash.crashId, crash.state, String(crash.attempts), oneLine(crash.lastError ?? '', 100)]),
+            new Set([2]),
+          ),
+        );
+      }
+      write(lines.join('\n'));
+    }
+    return outcome.left.length === 0 ? 0 : 1;
+  },
+};
+
+const COMMANDS: Command[] = [summary, list, show, exportCommand, requeue, purge, drain];
 
 function commandHelp(command: Command): string {
   return `Usage: ${PROGRAM} ${command.synopsis} [--spool DIR] [--json]\n\n${command.description}\n\n${COMMON_HELP}\n`;
@@ -543,7 +602,8 @@ ${COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.brief}`)
 
 ${COMMON_HELP}
 
-Exit codes: 0 ok, 1 unknown crash ID, 2 bad arguments or unusable spool.
+Exit codes: 0 ok, 1 unknown crash ID (drain: crashes left), 2 bad arguments or unusable spool,
+3 drain refused: a live collector holds the spool.
 Run \`${PROGRAM} COMMAND --help\` for a command's details.
 `;
 }
@@ -570,7 +630,7 @@ function commandIndex(argv: string[]): number {
 }
 
 /** Runs the CLI on `argv` (without node and script); returns the exit code. */
-function run(argv: string[]): number {
+async function run(argv: string[]): Promise<number> {
   let command: Command = summary;
   let rest = argv;
   const at = commandIndex(argv);
@@ -617,7 +677,7 @@ function run(argv: string[]): number {
     json: parsed.values['json'] === true,
   };
   try {
-    return command.run(context);
+    return await command.run(context);
   } catch (error) {
     if (error instanceof UsageError) throw new UsageError(`${command.name}: ${error.message}`);
     throw error;
@@ -637,6 +697,10 @@ function fail(error: unknown, argv: string[]): number {
     say(error.message);
     return 1;
   }
+  if (error instanceof SpoolLocked) {
+    say(`refused, nothing touched: ${error.message}`);
+    return 3;
+  }
   if (error instanceof SpoolUnusable || error instanceof ExportTargetExists) {
     say(error.message);
     return 2;
@@ -646,7 +710,7 @@ function fail(error: unknown, argv: string[]): number {
   return 2;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   // `spool-inspect list | head` closes stdout early: not an error.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -655,11 +719,11 @@ function main(): void {
   });
   let code: number;
   try {
-    code = run(argv);
+    code = await run(argv);
   } catch (error) {
     code = fail(error, argv);
   }
   process.exitCode = code;
 }
 
-main();
+await main();
