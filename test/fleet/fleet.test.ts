@@ -1,0 +1,176 @@
+/**
+ * A fleet, with real processes: three collectors (`node dist/main.js`, a spool each, one bucket in
+ * Ceph RGW) behind Debian's HAProxy running deploy/haproxy.cfg, with clients posting
+ * Crashpad-style reports through it without pause.
+ * - Rolling restart (SIGTERM a node, wait for its exit, start it on the same spool, next):
+ *   no failed post, every node exits 0, every acknowledged crash stored byte-identical.
+ * - kill -9 of one node under load: only requests in flight to it fail; what it acknowledged is
+ *   delivered after it restarts.
+ * FLEET_ROUNDS (default 1) repeats the rolling restart, for longer runs by hand.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CollectorProcess, freePort, tempDir } from '../helpers/collector-process.js';
+import { loadFixtureDumps } from '../helpers/fixtures.js';
+import { postReport, type Answer } from '../helpers/http-client.js';
+import { makeReport, type Report } from '../helpers/multipart.js';
+import { sleep } from '../helpers/raw-socket.js';
+import { expectedFrom, s3Target, storedProblem, type S3TestTarget } from '../helpers/stored-crashes.js';
+
+const HAPROXY_CONFIG = new URL('../../deploy/haproxy.cfg', import.meta.url);
+const ROUNDS = Number(process.env['FLEET_ROUNDS'] ?? '1');
+const CLIENTS = 6;
+const NODE_ENV = { SHUTDOWN_LB_GRACE_SECONDS: '3', SHUTDOWN_DEADLINE_SECONDS: '15', SPOOL_DURABILITY: 'full' };
+
+const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length < 300_000);
+
+interface Node {
+  spool: string;
+  port: number;
+  process: CollectorProcess;
+}
+
+let s3: S3TestTarget;
+let nodes: Node[] = [];
+let haproxy: ChildProcess;
+let frontPort: number;
+
+/** deploy/haproxy.cfg with this run's ports: only addresses change. */
+function haproxyConfig(front: number, backends: number[]): string {
+  let text = readFileSync(HAPROXY_CONFIG, 'utf8').replace('bind 127.0.0.1:8000', `bind 127.0.0.1:${front}`);
+  backends.forEach((port, index) => {
+    text = text.replace(`127.0.0.1:${8001 + index}`, `127.0.0.1:${port}`);
+  });
+  return text;
+}
+
+async function startNode(spool: string, port: number): Promise<CollectorProcess> {
+  return CollectorProcess.start({ SPOOL_DIR: spool, ...s3.env, ...NODE_ENV }, port);
+}
+
+/** Waits until HAProxy passes requests to the node again (its health checks need `rise` passes). */
+async function routedAgain(): Promise<void> {
+  await sleep(1500);
+}
+
+before(async () => {
+  s3 = s3Target('fleet');
+  nodes = [];
+  for (let index = 0; index < 3; index += 1) {
+    const spool = tempDir(`fleet-node${index}`);
+    const port = await freePort();
+    nodes.push({ spool, port, process: await startNode(spool, port) });
+  }
+  frontPort = await freePort();
+  const config = join(tempDir('haproxy'), 'haproxy.cfg');
+  writeFileSync(config, haproxyConfig(frontPort, nodes.map((node) => node.port)));
+  haproxy = spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  haproxy.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const answer = await fetch(`http://127.0.0.1:${frontPort}/__lbheartbeat__`).catch(() => undefined);
+    if (answer?.status === 200) break;
+    if (Date.now() > deadline || haproxy.exitCode !== null) throw new Error(`HAProxy did not come up: ${stderr}`);
+    await sleep(100);
+  }
+  await routedAgain();
+});
+
+after(async () => {
+  haproxy?.kill('SIGKILL');
+  for (const node of nodes) await node.process.stop();
+});
+
+/** Clients posting through HAProxy until `stop()`; every answer kept with its report. */
+function startClients() {
+  const acknowledged = new Map<string, Report>();
+  const failures: string[] = [];
+  let posts = 0;
+  let running = true;
+  const client = async (index: number) => {
+    for (let n = 0; running; n += 1) {
+      const report = makeReport('crashpad', dumps[(index + n) % dumps.length]!);
+      let answer: Answer;
+      try {
+        answer = await postReport(`http://127.0.0.1:${frontPort}`, report);
+      } catch (error) {
+        failures.push(`connection: ${(error as Error).message}`);
+        continue;
+      } finally {
+        posts += 1;
+      }
+      const crashId = /^CrashID=bp-(\S+)\n$/.exec(answer.body)?.[1];
+      if (answer.status === 200 && crashId) acknowledged.set(crashId, report);
+      else failures.push(`${answer.status} ${answer.body.slice(0, 100)}`);
+    }
+  };
+  const done = Promise.all(Array.from({ length: CLIENTS }, (_, index) => client(index)));
+  return {
+    acknowledged,
+    failures,
+    get posts() {
+      return posts;
+    },
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+async function assertAllStored(acknowledged: Map<string, Report>): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let missing = [...acknowledged.keys()];
+  while (missing.length > 0 && Date.now() < deadline) {
+    const problems = await Promise.all(missing.map(async (id) => ((await storedProblem(s3.reader, id, expectedFrom(acknowledged.get(id)!))) ? id : undefined)));
+    missing = problems.filter((id): id is string => id !== undefined);
+    if (missing.length > 0) await sleep(500);
+  }
+  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} of ${acknowledged.size} acknowledged crashes not stored byte-identical`);
+}
+
+test('rolling restart under load: no failed post, every node exits 0, every acknowledged crash stored', async (t) => {
+  const clients = startClients();
+  await sleep(1000);
+  const exits: (number | null)[] = [];
+  for (let round = 0; round < ROUNDS; round += 1) {
+    for (const node of nodes) {
+      node.process.kill('SIGTERM');
+      const { code } = await node.process.exited;
+      exits.push(code);
+      node.process = await startNode(node.spool, node.port);
+      await routedAgain();
+    }
+  }
+  await sleep(500);
+  await clients.stop();
+  t.diagnostic(`${clients.posts} posts through HAProxy during ${ROUNDS} rolling restart(s) of 3 nodes; ${clients.acknowledged.size} acknowledged`);
+  assert.deepEqual(clients.failures, [], 'no failed post');
+  assert.deepEqual(exits, Array(3 * ROUNDS).fill(0), 'every node exits 0');
+  assert.ok(clients.acknowledged.size > 20, `${clients.acknowledged.size} acknowledged`);
+  await assertAllStored(clients.acknowledged);
+});
+
+test('kill -9 of one node under load: only requests in flight to it fail; its acknowledged crashes are delivered after it restarts', async (t) => {
+  const victim = nodes[1]!;
+  const clients = startClients();
+  await sleep(1500);
+  victim.process.kill('SIGKILL');
+  await victim.process.exited;
+  // The requests that were in flight to it fail now (HAProxy answers 502 as the sockets close).
+  await sleep(300);
+  const failedAtKill = clients.failures.length;
+  await sleep(3000);
+  const failedWhileDown = clients.failures.length - failedAtKill;
+  victim.process = await startNode(victim.spool, victim.port);
+  await routedAgain();
+  await clients.stop();
+  t.diagnostic(`${clients.posts} posts, ${clients.acknowledged.size} acknowledged, ${clients.failures.length} failed: ${clients.failures.join(' | ')}`);
+  assert.ok(clients.failures.length <= CLIENTS, `at most the ${CLIENTS} requests in flight fail, got ${clients.failures.length}`);
+  assert.equal(failedWhileDown, 0, 'once the node is down, HAProxy sends nothing there');
+  await assertAllStored(clients.acknowledged);
+});
