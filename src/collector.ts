@@ -100,6 +100,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const memory = new MemoryBudget(config.inflightMaxBytes);
   const storage = createStorage(config, logger);
   const metrics = createMetrics();
+  metrics.spoolMaxBytes.set(config.spoolMaxBytes);
   const drainer = new Drainer(
     reader,
     writer,

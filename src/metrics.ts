@@ -69,6 +69,11 @@ export function createMetrics() {
       registers,
     }),
     spoolBytes: new Gauge({ name: 'crashspool_spool_bytes', help: 'Bytes of crashes in the spool.', registers }),
+    spoolMaxBytes: new Gauge({
+      name: 'crashspool_spool_max_bytes',
+      help: 'SPOOL_MAX_BYTES: beyond it new crashes are refused (for alerts on spool_bytes / spool_max_bytes).',
+      registers,
+    }),
     spoolOldestAgeSeconds: new Gauge({
       name: 'crashspool_spool_oldest_age_seconds',
       help: 'Age of the oldest crash in the spool (0 when empty).',

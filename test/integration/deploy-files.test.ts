@@ -1,14 +1,21 @@
 /**
- * The files in deploy/ are checked by the tools that will read them, not just written:
- * the systemd unit by `systemd-analyze verify` (Debian's systemd), and its timing against the
- * collector's own shutdown settings.
+ * The files in deploy/ are checked by the tools that will read them, not just written: the
+ * systemd unit by `systemd-analyze verify` (Debian's systemd), the Kubernetes manifests against
+ * the Kubernetes schemas (kubernetes-models), the alert rules by `promtool check rules` and
+ * `promtool test rules` (Debian's prometheus) — and each against the collector's own settings and
+ * the metric names a running collector really exports. (deploy/haproxy.cfg runs in test/fleet.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { tempDir } from '../helpers/collector-process.js';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
+import { Service } from 'kubernetes-models/v1/Service';
+import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
+import { parseByteSize } from '../../src/config.js';
 
 const UNIT = new URL('../../deploy/crashspool.service', import.meta.url);
 
@@ -50,4 +57,80 @@ test('systemd unit: node is the main process, the spool is the only writable pat
   const deadline = Number(environment.get('SHUTDOWN_DEADLINE_SECONDS'));
   const stop = Number(/^(\d+)s?$/.exec(one('TimeoutStopSec')!)![1]);
   assert.ok(stop > grace + deadline, `TimeoutStopSec ${stop} s > grace ${grace} s + deadline ${deadline} s`);
+});
+
+const DEPLOY = fileURLToPath(new URL('../../deploy/', import.meta.url));
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string };
+  spec: Record<string, unknown>;
+}
+
+function manifests(): Manifest[] {
+  return parseAllDocuments(readFileSync(join(DEPLOY, 'kubernetes.yaml'), 'utf8')).map((document) => document.toJS() as Manifest);
+}
+
+test('Kubernetes: every manifest is valid against the Kubernetes schemas', () => {
+  const all = manifests();
+  assert.deepEqual(all.map((manifest) => manifest.kind).sort(), ['Service', 'Service', 'StatefulSet']);
+  for (const manifest of all) {
+    const model = manifest.kind === 'StatefulSet' ? new StatefulSet(manifest as never) : new Service(manifest as never);
+    assert.doesNotThrow(() => model.validate(), `${manifest.kind} ${manifest.metadata.name}`);
+  }
+  // The validation can fail: a wrong type is caught.
+  const broken = structuredClone(all.find((manifest) => manifest.kind === 'StatefulSet')!);
+  broken.spec['replicas'] = 'three';
+  assert.throws(() => new StatefulSet(broken as never).validate(), /replicas must be integer/);
+});
+
+test('Kubernetes: a volume per pod for the spool, readiness on the LB heartbeat, no liveness on /__heartbeat__, a grace period above LB grace + deadline', () => {
+  const set = new StatefulSet(manifests().find((manifest) => manifest.kind === 'StatefulSet') as never);
+  const pod = set.spec!.template.spec!;
+  const container = pod.containers[0]!;
+  const env = new Map((container.env ?? []).map((variable) => [variable.name, variable.value ?? '']));
+  assert.deepEqual(container.command, ['node', 'dist/main.js']);
+  const claim = set.spec!.volumeClaimTemplates![0]!;
+  const mount = container.volumeMounts!.find((volume) => volume.name === claim.metadata!.name)!;
+  assert.ok(env.get('SPOOL_DIR')!.startsWith(`${mount.mountPath}/`), 'the spool is on the per-pod volume');
+  assert.ok(
+    parseByteSize(env.get('SPOOL_MAX_BYTES')!) < parseByteSize(String(claim.spec!.resources!.requests!['storage']).replace(/Gi$/, 'g')),
+    'SPOOL_MAX_BYTES below the volume size',
+  );
+  assert.equal(container.readinessProbe?.httpGet?.path, '/__lbheartbeat__');
+  assert.equal(container.livenessProbe, undefined, 'no liveness probe: a storage outage must never restart the pods holding the only copies');
+  const grace = Number(env.get('SHUTDOWN_LB_GRACE_SECONDS'));
+  const deadline = Number(env.get('SHUTDOWN_DEADLINE_SECONDS'));
+  assert.ok(pod.terminationGracePeriodSeconds! > grace + deadline, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} > ${grace} + ${deadline}`);
+  const probePeriod = container.readinessProbe!.periodSeconds! * container.readinessProbe!.failureThreshold!;
+  assert.ok(grace > probePeriod, `SHUTDOWN_LB_GRACE_SECONDS ${grace} > readiness period × threshold ${probePeriod}`);
+});
+
+function promtool(...args: string[]) {
+  const result = spawnSync('promtool', args, { cwd: DEPLOY, encoding: 'utf8' });
+  assert.equal(result.error, undefined, 'promtool runs (scripts/run-tests installs prometheus)');
+  return result;
+}
+
+test('Prometheus alert rules: promtool check rules and promtool test rules pass', () => {
+  const check = promtool('check', 'rules', 'prometheus-rules.yml');
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+  const unit = promtool('test', 'rules', 'prometheus-rules.test.yml');
+  assert.equal(unit.status, 0, unit.stdout + unit.stderr);
+  assert.match(unit.stdout, /SUCCESS/);
+});
+
+test('Prometheus alert rules name only metrics a running collector exports', async () => {
+  const rules = readFileSync(join(DEPLOY, 'prometheus-rules.yml'), 'utf8');
+  const named = new Set(rules.match(/\bcrashspool_[a-z_]+/g));
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}` });
+  let exported: Set<string>;
+  try {
+    const text = await (await fetch(`${collector.url}/metrics`)).text();
+    exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
+  } finally {
+    await collector.stop();
+  }
+  assert.ok(named.size >= 6, [...named].join(', '));
+  assert.deepEqual([...named].filter((name) => !exported.has(name)), [], 'metrics in the rules that the collector does not export');
 });
