@@ -165,7 +165,8 @@ export function createApp(deps: AppDeps) {
       return new Response(`Discarded=rule_${decision.rule}`, { headers: { 'Content-Type': 'text/plain' } });
     }
     if (decision.verdict === 'fakeaccept') {
-      const crashId = newCrashId(received.receivedAt, 3);
+      // As Antenna: the crash ID the stage submitter chose, else a new one with the FAKEACCEPT digit.
+      const crashId = claims.crashId ?? newCrashId(received.receivedAt, 3);
       logger.info({ crash_id: crashId, throttle_rule: decision.rule, user_agent: userAgent }, 'crash fake-accepted by throttle rule; nothing stored');
       return crashIdAnswer(crashId);
     }

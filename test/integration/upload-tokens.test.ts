@@ -174,3 +174,26 @@ test('a bad tokens file stops the start with exit 2 naming the file and the fiel
     await open.stop();
   }
 });
+
+test("a fake-accepted report with a chosen crash ID is answered with that ID, as Antenna", async () => {
+  const dir = tempDir('tokens');
+  writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
+  writeFileSync(join(dir, 'rules.json'), JSON.stringify({ rules: [{ name: 'spam', when: { prod: 'TestApp' }, then: 'fakeaccept' }] }));
+  const collector = await CollectorProcess.start({
+    SPOOL_DIR: tempDir('spool'),
+    STORAGE_URL: `file://${tempDir('files')}`,
+    UPLOAD_TOKENS: join(dir, 'tokens.json'),
+    THROTTLE_RULES: join(dir, 'rules.json'),
+  });
+  try {
+    const chosen = newCrashId(new Date());
+    const report = makeReport('breakpad', dump);
+    const boundary = /boundary=(.+)$/.exec(report.contentType)![1]!;
+    const body = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="uuid"\r\n\r\n${chosen}\r\n`), report.body]);
+    assert.equal(crashIdFrom(await post(collector.url, { ...report, body }, { bearer: STAGE_TOKEN })), chosen);
+    const faked = crashIdFrom(await post(collector.url, makeReport('breakpad', dump), { bearer: STAGE_TOKEN }));
+    assert.equal(faked.slice(-7, -6), '3', 'without a chosen ID: a new one with the FAKEACCEPT digit');
+  } finally {
+    await collector.stop();
+  }
+});
