@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createApp, createMetricsApp } from './http/app.js';
 import type { Config } from './config.js';
 import { Drainer } from './drain/drainer.js';
+import { UPLOAD_SHARE_DEFAULTS, UploadShare } from './drain/upload-share.js';
 import { closeIdleConnectionsAfterIo } from './http/idle-connections.js';
 import { answerInFlightBeforeClientErrors } from './http/client-errors.js';
 import { createHeartbeat } from './ops/health.js';
@@ -42,6 +43,8 @@ import { RateLimits } from './http/rate-limit.js';
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 /** After the last report ended, how long the drainer still counts as yielding to receiving. */
 const RECEIVING_HOLD_MS = 1000;
+/** How often the uploads allowed while receiving follow the event loop's utilization. */
+const UPLOAD_SHARE_TICK_MS = 250;
 /** How often expired dedup index entries are removed, and how many per transaction. */
 const DEDUP_EXPIRY_INTERVAL_MS = 60_000;
 const DEDUP_EXPIRY_BATCH = 5_000;
@@ -101,13 +104,24 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const storage = createStorage(config, logger);
   const metrics = createMetrics();
   metrics.spoolMaxBytes.set(config.spoolMaxBytes);
+  const receiving = () => memory.requestsInFlight > 0 || Date.now() - memory.lastRequestEndedAt < RECEIVING_HOLD_MS;
+  const concurrencyWhileReceiving = Math.min(config.drainConcurrencyWhileReceiving, config.drainConcurrency);
+  const uploadShare = new UploadShare({ min: concurrencyWhileReceiving, max: config.drainConcurrency, ...UPLOAD_SHARE_DEFAULTS });
+  let loopUse = performance.eventLoopUtilization();
+  const uploadShareTicker = setInterval(() => {
+    const tick = performance.eventLoopUtilization(loopUse);
+    loopUse = performance.eventLoopUtilization();
+    if (receiving()) uploadShare.observe(tick.utilization);
+    else uploadShare.reset();
+  }, UPLOAD_SHARE_TICK_MS);
+  uploadShareTicker.unref();
   const drainer = new Drainer(
     reader,
     writer,
     storage,
     {
       concurrency: config.drainConcurrency,
-      concurrencyWhileReceiving: Math.min(config.drainConcurrencyWhileReceiving, config.drainConcurrency),
+      concurrencyWhileReceiving,
       yieldMaxMs: config.drainYieldMaxSeconds * 1000,
       retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },
       maxAttempts: config.maxAttempts,
@@ -117,7 +131,8 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     {
       // Gaps between reports do not count as idle: a drainer that sprang to full concurrency in
       // every gap would make the next reports wait.
-      receiving: () => memory.requestsInFlight > 0 || Date.now() - memory.lastRequestEndedAt < RECEIVING_HOLD_MS,
+      receiving,
+      uploadsWhileReceiving: () => uploadShare.limit,
       spoolFillingUp: () => usage.bytes > config.spoolMaxBytes / 2,
     },
   );
@@ -238,6 +253,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       const emptied = await drainer.untilEmpty(deadline);
       drainer.stop();
       clearInterval(usageResync);
+      clearInterval(uploadShareTicker);
       clearInterval(dedupExpiry);
       // Uploads still in flight are cut now, at the deadline; their crashes stay in the spool.
       storage.destroy();

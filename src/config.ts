@@ -152,7 +152,7 @@ export const settings = {
   drainConcurrencyWhileReceiving: setting(
     'DRAIN_CONCURRENCY_WHILE_RECEIVING',
     '1',
-    'Crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. Ignored while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
+    'Fewest crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. From there the drainer adds one upload every 250 ms while the event loop is busy less than 60% of the time, and halves when it is busy over 85%, up to `DRAIN_CONCURRENCY`. All of `DRAIN_CONCURRENCY` is used while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
     integer(1, 256),
   ),
   drainYieldMaxSeconds: setting(
@@ -167,7 +167,7 @@ export const settings = {
     'First retry delay after a failed upload; doubles per failure (with jitter) up to the maximum.',
     seconds(0.01),
   ),
-  retryMaxSeconds: setting('DRAIN_RETRY_MAX_SECONDS', '60', 'Upper bound of the retry delay.', seconds(0.01)),
+  retryMaxSeconds: setting('DRAIN_RETRY_MAX_SECONDS', '60', 'Upper bound of the retry delay of a crash. While storage as a whole is down, one upload probes it at least every 5 s.', seconds(0.01)),
   maxAttempts: setting(
     'DRAIN_MAX_ATTEMPTS',
     '10',

@@ -13,12 +13,12 @@
  *   routinely) is not an outage; concurrency follows the share of recent requests that succeed.
  *   Only when a failure says so by itself (connection refused, no such bucket, bad credentials) or
  *   every recent request went unanswered (timeouts) does the drainer pause everything, probing with
- *   one upload at a time with a growing delay; the first success resumes full concurrency. A
+ *   one upload at a time with a growing delay (at most 5 s); the first success resumes full concurrency. A
  *   storage that answers every request with an error gets one request per retry base interval.
  * - A retried crash uploads only the objects storage has not confirmed yet, raw crash still last.
- * - Acks come first: while reports are being received, it uploads at most
- *   `concurrencyWhileReceiving` crashes at a time (the spool is the buffer; uploading competes
- *   with receiving for the same CPU) — unless the oldest crash due for upload has waited longer than
+ * - Acks come first: while reports are being received, it uploads only as many crashes at a time
+ *   as the event loop has room for (`uploadsWhileReceiving`, from `concurrencyWhileReceiving` up;
+ *   the spool is the buffer; uploading competes with receiving for the same CPU) — unless the oldest crash due for upload has waited longer than
  *   `yieldMaxMs` or the spool is filling up (`spoolFillingUp`): a burst is absorbed, a sustained
  *   overload is not allowed to grow the backlog without bound.
  */
@@ -39,6 +39,12 @@ const OUTAGE_MIN_SAMPLES = 10;
 const STALE_RETRY_MS = 10 * 60_000;
 /** How soon to look again when uploads are held back while reports are being received. */
 const RECEIVING_RECHECK_MS = 100;
+/**
+ * Longest pause between probes of a storage that is down. One upload every 5 s costs the storage
+ * nothing, and the backlog starts moving within 5 s of its return (with the retry maximum's 60 s,
+ * a 30 s outage used to leave it idle for up to half a minute more).
+ */
+const OUTAGE_PROBE_MAX_MS = 5_000;
 
 /** How a storage request ended: confirmed, answered with an error (a 5xx), or not answered at all. */
 type RequestOutcome = 'ok' | 'error-answer' | 'no-answer';
@@ -47,6 +53,8 @@ type RequestOutcome = 'ok' | 'error-answer' | 'no-answer';
 export interface DrainerLoad {
   /** True while reports are being received. */
   receiving(): boolean;
+  /** Uploads allowed while receiving (upload-share.ts); `concurrencyWhileReceiving` when absent. */
+  uploadsWhileReceiving?(): number;
   /** True when the spool holds so much that draining must not wait for receiving to stop. */
   spoolFillingUp(): boolean;
 }
@@ -135,7 +143,10 @@ export class Drainer {
    */
   get concurrencyLimit(): number {
     if (this.consecutiveFailures > 0) return 1;
-    const wanted = this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue() ? this.options.concurrencyWhileReceiving : this.options.concurrency;
+    const wanted =
+      this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue()
+        ? Math.min(this.options.concurrency, this.load.uploadsWhileReceiving?.() ?? this.options.concurrencyWhileReceiving)
+        : this.options.concurrency;
     if (this.recentOutcomes.length < OUTAGE_MIN_SAMPLES) return wanted;
     const scaled = Math.max(2, Math.ceil(this.options.concurrency * (1 - this.recentFailureRatio) * 4));
     return Math.min(wanted, scaled);
@@ -279,7 +290,7 @@ export class Drainer {
     const now = Date.now();
     if (now < this.pausedUntil) return this.pausedUntil - now;
     this.consecutiveFailures += 1;
-    const delay = backoffDelay(this.options.retry, this.consecutiveFailures);
+    const delay = Math.min(OUTAGE_PROBE_MAX_MS, backoffDelay(this.options.retry, this.consecutiveFailures));
     this.pausedUntil = now + delay;
     this.schedule(this.pausedUntil);
     return delay;

@@ -59,7 +59,7 @@ test('heartbeat: 200 when healthy; 503 naming storage and spool age when storage
   }
 });
 
-test('acks come first: the drainer uploads one crash at a time while a report is being received', async () => {
+test('acks come first: while a report is being received the drainer starts from one upload, and climbs to DRAIN_CONCURRENCY while the event loop has room', async () => {
   const s3 = s3Target('priority');
   const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), ...s3.env, DRAIN_CONCURRENCY: '4' });
   try {
@@ -68,21 +68,32 @@ test('acks come first: the drainer uploads one crash at a time while a report is
 
     const report = makeReport('breakpad', dump);
     const half = Math.floor(report.body.length / 2);
-    const limitsSeen: unknown[] = [];
+    const limitsSeen: number[] = [];
     const exchange = await rawExchange(collector.port, async (socket) => {
       socket.write(httpHead('/submit', { 'Content-Type': report.contentType, 'Content-Length': report.body.length, Connection: 'close' }));
       socket.write(report.body.subarray(0, half));
-      await sleep(300);
-      limitsSeen.push(await limit());
+      await sleep(100);
+      limitsSeen.push(Number(await limit()));
+      // The collector is otherwise idle: one more upload per 250 ms tick.
+      const climbedBy = Date.now() + 5000;
+      while (limitsSeen.at(-1)! < 4 && Date.now() < climbedBy) {
+        await sleep(100);
+        limitsSeen.push(Number(await limit()));
+      }
       socket.write(report.body.subarray(half));
     });
-    assert.deepEqual(limitsSeen, [1], 'while the report is in flight: DRAIN_CONCURRENCY_WHILE_RECEIVING (default 1)');
+    assert.ok(limitsSeen[0]! <= 2, `receiving began: DRAIN_CONCURRENCY_WHILE_RECEIVING (1), at most one tick up; seen ${limitsSeen.join(',')}`);
+    assert.equal(limitsSeen.at(-1), 4, `the loop had room: climbed to DRAIN_CONCURRENCY while the report was in flight; seen ${limitsSeen.join(',')}`);
+    assert.ok(
+      limitsSeen.every((value, i) => i === 0 || value >= limitsSeen[i - 1]!),
+      `climbed step by step, never down on an idle loop: ${limitsSeen.join(',')}`,
+    );
     const crashId = /CrashID=bp-([0-9a-f-]+)/.exec(exchange.response)?.[1];
     assert.ok(crashId, exchange.response);
     await waitUntilStored(s3.reader, crashId, expectedFrom(report));
     const idleBy = Date.now() + 5000;
     while ((await limit()) !== 4 && Date.now() < idleBy) await sleep(100);
-    assert.equal(await limit(), 4, 'back to DRAIN_CONCURRENCY about a second after the last report');
+    assert.equal(await limit(), 4, 'DRAIN_CONCURRENCY about a second after the last report');
   } finally {
     await collector.stop();
   }
