@@ -17,12 +17,12 @@ const execFileAsync = promisify(execFile);
 
 const METRICS = ['n', 'seconds', 'crashesPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'peakRssMiB', 'cpuPercent', 'otherCpuPercent'] as const;
 
-test('bench --smoke runs every phase and reports a number in every row', { timeout: 180_000 }, async () => {
+test('bench --smoke runs every phase and reports a number in every row', { timeout: 300_000 }, async () => {
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', 'test/bench/cli.ts', '--smoke', '--json'], {
     cwd: REPO,
     env: process.env,
     maxBuffer: 16 * 1024 * 1024,
-    timeout: 170_000,
+    timeout: 290_000,
   });
   const result = JSON.parse(stdout) as BenchResult;
 
@@ -30,6 +30,12 @@ test('bench --smoke runs every phase and reports a number in every row', { timeo
   assert.ok(result.machine.cores >= 1, 'core count reported');
   const ids = result.rows.map((row) => row.id);
   for (const expected of [
+    'peers.local.crashspool',
+    'peers.local.antenna',
+    'peers.latency.crashspool',
+    'peers.latency.antenna',
+    'peers.outage.crashspool',
+    'peers.outage.antenna',
     'ingest.200k.collector',
     'ingest.200k.collector_80pct',
     'ingest.200k.collector_no_drain',
@@ -44,6 +50,7 @@ test('bench --smoke runs every phase and reports a number in every row', { timeo
     'ingest.5k.bare',
     'disk.sequential',
     'disk.collector.200k',
+    'disk.collector_s3_down.200k',
     'drain.prefill',
     'drain.collector',
     'drain.raw',

@@ -20,15 +20,19 @@ import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CollectorProcess, tempDir, type LogLine } from '../helpers/collector-process.js';
+import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { s3Settings } from '../helpers/stored-crashes.js';
 import { collectorLikeS3Client, diskWriteMBPerSecond, rawPutLoop, type S3Endpoint } from './baselines.js';
 import { buildCorpus, runLoad, type Corpus, type LoadResult } from './load.js';
 import { CpuWindow, REPO, RssSampler, ServerProcess, writtenBytes } from './processes.js';
+import { describeSpread, heartbeat, logTime, s3Env, spread } from './bench-helpers.js';
+import { runPeerComparison, type PeerSettings } from './peers.js';
 
 const execFileAsync = promisify(execFile);
 
 export interface BenchSettings {
+  /** Interleaved rounds of the S3-down ingest comparisons (collector, no dedup index, naive peer). */
+  rounds: number;
   /** Reports in flight at once (closed loop, one new connection per report). */
   concurrency: number;
   /** Measured seconds per ingest run, after `warmupSeconds` not counted. */
@@ -44,14 +48,17 @@ export interface BenchSettings {
   restartDumpBytes: number;
   /** MiB written for the disk bandwidth. */
   diskMiB: number;
+  /** crashspool against Antenna's design (peers.ts). */
+  peers: PeerSettings;
   /** Phases to run (all when absent): see PHASES. */
   only?: Phase[];
 }
 
-export const PHASES = ['ingest-200k', 'ingest-5k', 'disk', 'drain', 'restart'] as const;
+export const PHASES = ['peers', 'ingest-200k', 'ingest-5k', 'disk', 'drain', 'restart'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const FULL_SETTINGS: BenchSettings = {
+  rounds: 3,
   concurrency: 50,
   durationSeconds: 15,
   warmupSeconds: 2,
@@ -61,10 +68,12 @@ export const FULL_SETTINGS: BenchSettings = {
   restartCrashes: 100_000,
   restartDumpBytes: 1024,
   diskMiB: 512,
+  peers: { rounds: 3, outageRounds: 3, concurrency: 16, seconds: 20, warmupSeconds: 2, latencyMs: 50, outageRate: 50, outageRunSeconds: 60, drainWaitSeconds: 240 },
 };
 
 /** Tiny counts: keeps every code path working (CI), measures nothing worth quoting. */
 export const SMOKE_SETTINGS: BenchSettings = {
+  rounds: 1,
   concurrency: 8,
   durationSeconds: 1.5,
   warmupSeconds: 0.5,
@@ -74,6 +83,7 @@ export const SMOKE_SETTINGS: BenchSettings = {
   restartCrashes: 2000,
   restartDumpBytes: 1024,
   diskMiB: 32,
+  peers: { rounds: 1, outageRounds: 1, concurrency: 4, seconds: 1.5, warmupSeconds: 0.5, latencyMs: 50, outageRate: 10, outageRunSeconds: 4, drainWaitSeconds: 60 },
 };
 
 /** One line of the table. Every metric present is a finite number; absent means not applicable. */
@@ -120,27 +130,29 @@ export interface BenchResult {
 
 const MiB = 1024 * 1024;
 
-/** Collector environment draining to `prefix` in the test bucket. */
-function s3Env(s3: S3Endpoint, prefix: string): Record<string, string> {
-  return {
-    STORAGE_URL: `s3://${s3.bucket}/${prefix}`,
-    S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    AWS_REGION: s3.region,
-  };
+/** What one ingest run under load measured. */
+interface Measurement {
+  load: LoadResult;
+  peakRssMiB: number;
+  cpu: CpuWindow;
+  diskWriteMBPerSecond: number;
 }
 
-const logTime = (line: LogLine) => Date.parse(String(line['time']));
+const VARIANT_LABELS = {
+  withDedup: 'collector (SPOOL_DURABILITY=full, S3 unreachable: nothing drained)',
+  noDedup: 'collector (the same, DEDUP_WINDOW=0: no dedup index)',
+  naive: 'naive peer (formData + better-sqlite3 FULL)',
+};
 
-async function heartbeat(url: string): Promise<{ pending: number; uploaded: number }> {
-  try {
-    const answer = await fetch(`${url}/__heartbeat__`);
-    const checks = (await answer.json()) as { spool_depth?: { pending?: number }; drainer?: { uploaded?: number } };
-    return { pending: checks.spool_depth?.pending ?? Number.NaN, uploaded: checks.drainer?.uploaded ?? Number.NaN };
-  } catch {
-    return { pending: Number.NaN, uploaded: Number.NaN };
-  }
+/** The run with the median rate (the lower middle one of an even count): the row shown for a set of rounds. */
+function medianRun<T extends { load: LoadResult }>(runs: T[]): T {
+  const sorted = [...runs].sort((x, y) => x.load.crashesPerSecond - y.load.crashesPerSecond);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** "rounds 280, 301, 295/s". */
+function rangeOf(rates: number[]): string {
+  return `round${rates.length === 1 ? '' : 's'} ${rates.map((rate) => rate.toFixed(0)).join(', ')}/s`;
 }
 
 function sumFailures(failures: Record<string, number>): number {
@@ -235,8 +247,15 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
   };
 
   try {
+    // ---- 0: crashspool against Antenna's design -------------------------------------------------
+    if (runs('peers')) {
+      const peers = await runPeerComparison({ s3, runPrefix, corpus: big, settings: settings.peers, progress, started, stopped });
+      rows.push(...peers.rows);
+      Object.assign(ratios, peers.ratios);
+    }
+
     // ---- 1–3: ingest, the naive peer and bare Hono, for both report sizes ----------------------
-    const ingest: Record<string, { collector: Row; collectorWriteMBps: number }> = {};
+    const ingest: Record<string, { collector: Row; collectorWriteMBps: number; noDrain: Row; noDrainWriteMBps: number }> = {};
     /** The collector with SPOOL_DURABILITY=full, draining to S3 during the load or (`s3Down`) not. */
     const collectorIngest = async (corpus: Corpus, s3Down: boolean, ratePerSecond?: number, env: Record<string, string> = {}) => {
       const spoolDir = scratchDir(`ingest-${corpus.name}`);
@@ -254,10 +273,6 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     for (const corpus of corpora) {
       if (!runs(`ingest-${corpus.name}` as Phase)) continue;
       const size = `~${corpus.name.replace('k', ' KB')}`;
-      const vs = (name: string, value: number) => {
-        ratios[`ingest_${corpus.name}_${name}`] = value;
-        return value;
-      };
 
       progress(`ingest ${size}: collector (SPOOL_DURABILITY=full, draining to S3)`);
       const c = await collectorIngest(corpus, false);
@@ -278,60 +293,72 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       ratios[`ingest_${corpus.name}_p99_ms_at_80pct`] = r.load.p99Ms;
       progress(`  ${r.load.crashesPerSecond.toFixed(1)} crashes/s, p50 ${r.load.p50Ms.toFixed(0)} ms, p99 ${r.load.p99Ms.toFixed(0)} ms`);
 
-      progress(`ingest ${size}: collector (SPOOL_DURABILITY=full, S3 unreachable: nothing drained)`);
-      const d = await collectorIngest(corpus, true);
-      const noDrainRow = loadRow(`ingest.${corpus.name}.collector_no_drain`, `ingest ${size}: collector (full, S3 down)`, d.load, d.peakRssMiB, d.cpu, {
-        diskWriteMBPerSecond: d.diskWriteMBPerSecond,
-      });
-      progress(`  ${d.load.crashesPerSecond.toFixed(1)} crashes/s, p99 ${d.load.p99Ms.toFixed(0)} ms`);
-
-      // The dedup index's price, measured A B B A (with, without, without, with): a run right
-      // after another one is slower by itself, and this order cancels that drift.
-      const noDedup = () => collectorIngest(corpus, true, undefined, { DEDUP_WINDOW: '0' });
-      progress(`ingest ${size}: collector (SPOOL_DURABILITY=full, S3 unreachable, DEDUP_WINDOW=0: no dedup index), twice`);
-      const u = await noDedup();
-      const u2 = await noDedup();
-      progress(`ingest ${size}: collector (S3 unreachable, with the dedup index) again`);
-      const d2 = await collectorIngest(corpus, true);
-      const noDedupRow = loadRow(`ingest.${corpus.name}.collector_no_dedup`, `ingest ${size}: collector (full, S3 down, no dedup)`, u.load, u.peakRssMiB, u.cpu);
-      const withRate = (d.load.crashesPerSecond + d2.load.crashesPerSecond) / 2;
-      const withoutRate = (u.load.crashesPerSecond + u2.load.crashesPerSecond) / 2;
-      const withDedup = vs('collector_no_drain_vs_no_dedup', withRate / withoutRate);
-      noDedupRow.compared =
-        `A B B A: with the index ${d.load.crashesPerSecond.toFixed(0)}, ${d2.load.crashesPerSecond.toFixed(0)}/s; ` +
-        `without ${u.load.crashesPerSecond.toFixed(0)}, ${u2.load.crashesPerSecond.toFixed(0)}/s: the index costs ${(100 * (1 - withDedup)).toFixed(1)}% (target < 5%)`;
-      progress(`  without: ${u.load.crashesPerSecond.toFixed(1)}, ${u2.load.crashesPerSecond.toFixed(1)}/s; with, again: ${d2.load.crashesPerSecond.toFixed(1)}/s`);
-
-      progress(`ingest ${size}: naive peer (formData + better-sqlite3 FULL)`);
-      const naiveDir = scratchDir(`naive-${corpus.name}`);
-      const naive = await started(ServerProcess.start('./naive-peer.ts', { NAIVE_DB_DIR: naiveDir }));
-      const n = await measure(naive.pid, naive.url, corpus);
-      await stopped(naive);
-      rmSync(naiveDir, { recursive: true, force: true });
-      const naiveRow = loadRow(`ingest.${corpus.name}.naive`, `ingest ${size}: naive peer`, n.load, n.peakRssMiB, n.cpu, {
-        diskWriteMBPerSecond: n.diskWriteMBPerSecond,
-      });
-      progress(`  ${n.load.crashesPerSecond.toFixed(1)} crashes/s`);
+      // S3 down (the ingest path alone), without the dedup index, and the naive peer, interleaved:
+      // a run right after another one is slower by itself and the machine drifts, so each round
+      // reverses the order and every ratio is taken within a round, then the median of the rounds.
+      const variants = {
+        withDedup: () => collectorIngest(corpus, true),
+        noDedup: () => collectorIngest(corpus, true, undefined, { DEDUP_WINDOW: '0' }),
+        naive: async () => {
+          const naiveDir = scratchDir(`naive-${corpus.name}`);
+          const naive = await started(ServerProcess.start('./naive-peer.ts', { NAIVE_DB_DIR: naiveDir }));
+          const measurement = await measure(naive.pid, naive.url, corpus);
+          await stopped(naive);
+          rmSync(naiveDir, { recursive: true, force: true });
+          return measurement;
+        },
+      };
+      type Variant = keyof typeof variants;
+      const measured: Record<Variant, Measurement[]> = { withDedup: [], noDedup: [], naive: [] };
+      for (let round = 0; round < settings.rounds; round++) {
+        const order: Variant[] = round % 2 === 0 ? ['withDedup', 'noDedup', 'naive'] : ['naive', 'noDedup', 'withDedup'];
+        for (const variant of order) {
+          progress(`ingest ${size}, round ${round + 1} of ${settings.rounds}: ${VARIANT_LABELS[variant]}`);
+          const m = await variants[variant]();
+          measured[variant].push(m);
+          progress(`  ${m.load.crashesPerSecond.toFixed(1)} crashes/s, p99 ${m.load.p99Ms.toFixed(0)} ms`);
+        }
+      }
+      const perRound = (a: Variant, b: Variant) => measured[a].map((m, i) => m.load.crashesPerSecond / measured[b][i]!.load.crashesPerSecond);
+      const noDrainVsNaive = perRound('withDedup', 'naive');
+      const withVsWithout = perRound('withDedup', 'noDedup');
+      const d = medianRun(measured.withDedup);
+      const u = medianRun(measured.noDedup);
+      const n = medianRun(measured.naive);
 
       progress(`ingest ${size}: bare Hono (read body, answer 200)`);
       const bare = await started(ServerProcess.start('./bare-hono.ts'));
       const b = await measure(bare.pid, bare.url, corpus);
       await stopped(bare);
-      const bareRow = loadRow(`ingest.${corpus.name}.bare`, `ingest ${size}: bare Hono`, b.load, b.peakRssMiB, b.cpu);
       progress(`  ${b.load.crashesPerSecond.toFixed(1)} crashes/s`);
 
-      ingest[corpus.name] = { collector: collectorRow, collectorWriteMBps: c.diskWriteMBPerSecond };
-      const naiveRate = n.load.crashesPerSecond;
+      const rates = (variant: Variant) => measured[variant].map((m) => m.load.crashesPerSecond);
+      const noDrainRow = loadRow(`ingest.${corpus.name}.collector_no_drain`, `ingest ${size}: collector (full, S3 down)`, d.load, d.peakRssMiB, d.cpu, {
+        diskWriteMBPerSecond: d.diskWriteMBPerSecond,
+      });
+      const noDedupRow = loadRow(`ingest.${corpus.name}.collector_no_dedup`, `ingest ${size}: collector (full, S3 down, no dedup)`, u.load, u.peakRssMiB, u.cpu);
+      const naiveRow = loadRow(`ingest.${corpus.name}.naive`, `ingest ${size}: naive peer`, n.load, n.peakRssMiB, n.cpu, {
+        diskWriteMBPerSecond: n.diskWriteMBPerSecond,
+      });
+      const bareRow = loadRow(`ingest.${corpus.name}.bare`, `ingest ${size}: bare Hono`, b.load, b.peakRssMiB, b.cpu);
+      ingest[corpus.name] = { collector: collectorRow, collectorWriteMBps: c.diskWriteMBPerSecond, noDrain: noDrainRow, noDrainWriteMBps: d.diskWriteMBPerSecond };
+
+      const key = (name: string) => `ingest_${corpus.name}_${name}`;
+      const naiveRate = spread(rates('naive')).median;
       const bareRate = b.load.crashesPerSecond;
+      ratios[key('collector_no_drain_vs_naive')] = spread(noDrainVsNaive).median;
+      ratios[key('collector_no_drain_vs_no_dedup')] = spread(withVsWithout).median;
+      ratios[key('collector_vs_naive')] = c.load.crashesPerSecond / naiveRate;
+      ratios[key('collector_vs_bare_hono')] = c.load.crashesPerSecond / bareRate;
+      ratios[key('collector_no_drain_vs_bare_hono')] = d.load.crashesPerSecond / bareRate;
       collectorRow.compared =
-        `${vs('collector_vs_naive', c.load.crashesPerSecond / naiveRate).toFixed(2)}× naive, ` +
-        `${vs('collector_vs_bare_hono', c.load.crashesPerSecond / bareRate).toFixed(3)} of bare Hono; ` +
+        `${ratios[key('collector_vs_naive')]!.toFixed(2)}× the naive median, ${ratios[key('collector_vs_bare_hono')]!.toFixed(3)} of bare Hono; ` +
         `drainer uploaded ${c.after.uploaded}, ${c.after.pending} pending at end`;
       noDrainRow.compared =
-        `${vs('collector_no_drain_vs_naive', d.load.crashesPerSecond / naiveRate).toFixed(2)}× naive, ` +
-        `${vs('collector_no_drain_vs_bare_hono', d.load.crashesPerSecond / bareRate).toFixed(3)} of bare Hono; ` +
-        `disk writes ${d.diskWriteMBPerSecond.toFixed(1)} MB/s`;
-      naiveRow.compared = `no drainer; disk writes ${n.diskWriteMBPerSecond.toFixed(1)} MB/s (4 KiB pages)`;
+        `${describeSpread(noDrainVsNaive)} naive; ${rangeOf(rates('withDedup'))}; ` +
+        `${ratios[key('collector_no_drain_vs_bare_hono')]!.toFixed(3)} of bare Hono; disk writes ${d.diskWriteMBPerSecond.toFixed(1)} MB/s`;
+      noDedupRow.compared = `${rangeOf(rates('noDedup'))}; with the index ${describeSpread(withVsWithout, 3)} of this: the index costs ${(100 * (1 - spread(withVsWithout).median)).toFixed(1)}% (target < 5%)`;
+      naiveRow.compared = `${rangeOf(rates('naive'))}; no drainer; disk writes ${n.diskWriteMBPerSecond.toFixed(1)} MB/s (4 KiB pages)`;
       bareRow.compared = 'ceiling: HTTP + body only';
       rows.push(collectorRow, rateRow, noDrainRow, noDedupRow, naiveRow, bareRow);
     }
@@ -343,20 +370,25 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       rows.push({ id: 'disk.sequential', label: 'disk: sequential write, fdatasync/8 MiB', seconds: (settings.diskMiB * MiB) / 1e6 / diskMBps, mbPerSecond: diskMBps, compared: 'ceiling: spool file system' });
       for (const corpus of corpora) {
         if (!ingest[corpus.name]) continue;
-        const { collector, collectorWriteMBps } = ingest[corpus.name]!;
-        const inflated = collector.extra!['inflatedMBPerSecond']!;
-        ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`] = collectorWriteMBps / diskMBps;
-        ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`] = collectorWriteMBps / inflated;
-        rows.push({
-          id: `disk.collector.${corpus.name}`,
-          label: `disk: collector writes, ingest ~${corpus.name.replace('k', ' KB')} (draining)`,
-          seconds: collector.seconds!,
-          mbPerSecond: collectorWriteMBps,
-          extra: { inflatedPayloadMBPerSecond: inflated },
-          compared: `${ratios[`ingest_${corpus.name}_collector_disk_write_vs_disk`]!.toFixed(3)} of disk; ${ratios[`ingest_${corpus.name}_collector_disk_write_vs_payload`]!.toFixed(2)}× the inflated payload (${inflated.toFixed(1)} MB/s; WAL + checkpoint ≈ 2×)`,
-        });
-    }
-
+        const measured = ingest[corpus.name]!;
+        const size = `~${corpus.name.replace('k', ' KB')}`;
+        for (const [suffix, row, writeMBps, what] of [
+          ['', measured.collector, measured.collectorWriteMBps, 'draining'],
+          ['_s3_down', measured.noDrain, measured.noDrainWriteMBps, 'S3 down'],
+        ] as const) {
+          const inflated = row.extra!['inflatedMBPerSecond']!;
+          const vsDisk = (ratios[`ingest_${corpus.name}_collector${suffix}_disk_write_vs_disk`] = writeMBps / diskMBps);
+          const vsPayload = (ratios[`ingest_${corpus.name}_collector${suffix}_disk_write_vs_payload`] = writeMBps / inflated);
+          rows.push({
+            id: `disk.collector${suffix}.${corpus.name}`,
+            label: `disk: collector writes, ingest ${size} (${what})`,
+            seconds: row.seconds!,
+            mbPerSecond: writeMBps,
+            extra: { inflatedPayloadMBPerSecond: inflated },
+            compared: `${vsDisk.toFixed(3)} of disk; ${vsPayload.toFixed(2)}× the inflated payload (${inflated.toFixed(1)} MB/s; target ≤ 2.0× at ~200 KB)`,
+          });
+        }
+      }
     }
 
     // ---- 4: drain -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --smoke                 tiny counts (< 60 s): checks the benchmark works, measures nothing worth quoting
   --json                  print the full result as JSON instead of the table
   --save FILE             also write the full result as JSON to FILE (to compare runs)
+  --rounds N              interleaved rounds of the S3-down ingest comparisons (default ${FULL_SETTINGS.rounds})
   --concurrency N         reports in flight (default ${FULL_SETTINGS.concurrency})
   --duration S            measured seconds per ingest run (default ${FULL_SETTINGS.durationSeconds})
   --warmup S              unmeasured seconds before each (default ${FULL_SETTINGS.warmupSeconds})
@@ -22,6 +23,9 @@ const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --drain-concurrency N   DRAIN_CONCURRENCY and raw loop concurrency (default ${FULL_SETTINGS.drainConcurrency})
   --restart-crashes N     crashes spooled for the restart phase (default ${FULL_SETTINGS.restartCrashes})
   --disk-mib N            MiB written for the disk bandwidth (default ${FULL_SETTINGS.diskMiB})
+  --peer-rounds N         rounds of crashspool vs Antenna's design, local and +latency (default ${FULL_SETTINGS.peers.rounds})
+  --outage-rounds N       rounds of the outage run (default ${FULL_SETTINGS.peers.outageRounds})
+  --outage-rate R         reports/s during the outage run (default ${FULL_SETTINGS.peers.outageRate})
   --only P[,P...]         run only these phases: ${PHASES.join(', ')} (default: all)
 Needs S3_ENDPOINT, S3_TEST_BUCKET and AWS_* (scripts/bench starts the local Ceph RGW when unset).
 `;
@@ -53,6 +57,10 @@ try {
       'restart-crashes': { type: 'string' },
       'disk-mib': { type: 'string' },
       only: { type: 'string' },
+      rounds: { type: 'string' },
+      'peer-rounds': { type: 'string' },
+      'outage-rounds': { type: 'string' },
+      'outage-rate': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -68,6 +76,7 @@ if (values.help) {
 const base = values.smoke ? SMOKE_SETTINGS : FULL_SETTINGS;
 const settings: BenchSettings = {
   ...base,
+  rounds: number('rounds', values.rounds, base.rounds, true),
   concurrency: number('concurrency', values.concurrency, base.concurrency, true),
   durationSeconds: number('duration', values.duration, base.durationSeconds, false),
   warmupSeconds: values.warmup === '0' ? 0 : number('warmup', values.warmup, base.warmupSeconds, false),
@@ -75,6 +84,12 @@ const settings: BenchSettings = {
   drainConcurrency: number('drain-concurrency', values['drain-concurrency'], base.drainConcurrency, true),
   restartCrashes: number('restart-crashes', values['restart-crashes'], base.restartCrashes, true),
   diskMiB: number('disk-mib', values['disk-mib'], base.diskMiB, true),
+  peers: {
+    ...base.peers,
+    rounds: number('peer-rounds', values['peer-rounds'], base.peers.rounds, true),
+    outageRounds: number('outage-rounds', values['outage-rounds'], base.peers.outageRounds, true),
+    outageRate: number('outage-rate', values['outage-rate'], base.peers.outageRate, false),
+  },
   ...(values.only === undefined ? {} : { only: phases(values.only) }),
 };
 
@@ -141,6 +156,11 @@ function renderTable(result: BenchResult): string {
     '',
     'MB = 10^6 bytes. Ingest: MB/s = gzipped bytes on the wire of accepted reports; p50/p99 = client-side ack latency',
     '(connect → end of answer); n = accepted in the measured window. "× naive", "of bare Hono": crashes/s ratios.',
+    `"S3 down" rows, "no dedup" and the naive peer run interleaved, ${s.rounds} round(s), each round in the reverse order of the one`,
+    'before; their ratios are taken within each round and shown as the median (min–max); each row shows its median round.',
+    `crashspool vs Antenna's design: ${s.peers.concurrency} in flight (the outage run: open loop at ${s.peers.outageRate}/s), ${s.peers.seconds} s per run,`,
+    `alternating, ${s.peers.rounds} round(s) (outage: ${s.peers.outageRounds}); figures are medians; lost = answered non-200 or not at all (Crashpad`,
+    'does not retry); "backlog empty" = crashspool\'s spool depth back to 0 (storage reached by every crash it acknowledged).',
     '"at 80% of max": open loop (reports start at a fixed rate whatever is in flight; the rate ramps up over the warm-up).',
     '"S3 down": S3_ENDPOINT is a closed port, so the drainer pauses after one failed upload: the ingest path alone.',
     'The naive peer only stores (no drainer, no limits); bare Hono only reads the body.',

@@ -247,6 +247,8 @@ export interface LoadOptions {
 }
 
 export interface LoadResult {
+  /** Every request made, warm-up included. */
+  sent: number;
   /** Requests completed inside the measured window, and how many of them were accepted. */
   completed: number;
   accepted: number;
@@ -357,6 +359,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const latencies = accepted.map((outcome) => outcome.doneAt - outcome.startedAt).sort((x, y) => x - y);
   const sum = (key: 'wireBytes' | 'inflatedBytes') => accepted.reduce((total, outcome) => total + outcome[key], 0);
   return {
+    sent: outcomes.length,
     completed: inWindow.length,
     accepted: accepted.length,
     seconds,
