@@ -14,6 +14,7 @@ import { createApp, createMetricsApp } from './http/app.js';
 import type { Config } from './config.js';
 import { Drainer } from './drain/drainer.js';
 import { UPLOAD_SHARE_DEFAULTS, UploadShare } from './drain/upload-share.js';
+import { MachineCpu } from './drain/machine-cpu.js';
 import { closeIdleConnectionsAfterIo } from './http/idle-connections.js';
 import { answerInFlightBeforeClientErrors } from './http/client-errors.js';
 import { createHeartbeat } from './ops/health.js';
@@ -97,6 +98,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       logger.fatal({ err: error }, 'the spool writer thread died; exiting (everything acknowledged is in the spool)');
       process.exit(1);
     },
+    { everyBytes: config.spoolCheckpointBytes, eagerBelowFreeBytes: config.spoolMinFreeBytes + 4 * config.spoolCheckpointBytes },
     (message) => logger.warn({ error: message }, 'background WAL checkpoint failed; the writer checkpoints by itself'),
   );
 
@@ -108,10 +110,12 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const concurrencyWhileReceiving = Math.min(config.drainConcurrencyWhileReceiving, config.drainConcurrency);
   const uploadShare = new UploadShare({ min: concurrencyWhileReceiving, max: config.drainConcurrency, ...UPLOAD_SHARE_DEFAULTS });
   let loopUse = performance.eventLoopUtilization();
+  const machineCpu = new MachineCpu();
   const uploadShareTicker = setInterval(() => {
     const tick = performance.eventLoopUtilization(loopUse);
     loopUse = performance.eventLoopUtilization();
-    if (receiving()) uploadShare.observe(tick.utilization);
+    const machineBusy = machineCpu.busyShare();
+    if (receiving()) uploadShare.observe(tick.utilization, machineBusy);
     else uploadShare.reset();
   }, UPLOAD_SHARE_TICK_MS);
   uploadShareTicker.unref();

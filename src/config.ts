@@ -152,7 +152,7 @@ export const settings = {
   drainConcurrencyWhileReceiving: setting(
     'DRAIN_CONCURRENCY_WHILE_RECEIVING',
     '1',
-    'Fewest crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. From there the drainer adds one upload every 250 ms while the event loop is busy less than 60% of the time, and halves when it is busy over 85%, up to `DRAIN_CONCURRENCY`. All of `DRAIN_CONCURRENCY` is used while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
+    'Fewest crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. From there the drainer adds one upload every 250 ms while the event loop is busy less than 60% of the time and the machine cores less than 75%, and halves when the loop is busy over 85% or the cores over 90%, up to `DRAIN_CONCURRENCY`. All of `DRAIN_CONCURRENCY` is used while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
     integer(1, 256),
   ),
   drainYieldMaxSeconds: setting(
@@ -215,6 +215,16 @@ export const settings = {
     '64m',
     'Free space kept on the spool file system: below it new crashes get 503 with Retry-After, so the drainer always has room to delete what it uploaded. 0 turns the check off.',
     (raw) => (raw.trim() === '0' ? 0 : parseByteSize(raw)),
+  ),
+  spoolCheckpointBytes: setting(
+    'SPOOL_CHECKPOINT_BYTES',
+    '64m',
+    'Crash bytes committed to the spool\'s write-ahead log before it is copied into the database file (also after 1 s without writes, and all the time while free space is under `SPOOL_MIN_FREE_BYTES` + 4 × this). Larger writes less: pages freed by uploads and reused within the window are copied once. The log file can reach about twice this.',
+    (raw) => {
+      const bytes = parseByteSize(raw);
+      if (bytes < 1024 * 1024) throw new Error('must be at least 1m');
+      return bytes;
+    },
   ),
   headersTimeoutSeconds: setting('HEADERS_TIMEOUT_SECONDS', '15', 'Time a client has to send the request headers (slowloris).', seconds(0.1)),
   requestTimeoutSeconds: setting(

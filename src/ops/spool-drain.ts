@@ -36,7 +36,10 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
     const reader = new SpoolReader(db);
     const usage = new SpoolUsage(reader.stats().bytes, { dir: config.spoolDir, maxBytes: config.spoolMaxBytes, minFreeBytes: 0 });
     let writerDied: Error | undefined;
-    const writer = await SpoolWriter.start(config.spoolDir, config.durability, usage, () => reader.reusableBytes(), (error) => (writerDied = error));
+    const writer = await SpoolWriter.start(config.spoolDir, config.durability, usage, () => reader.reusableBytes(), (error) => (writerDied = error), {
+      everyBytes: config.spoolCheckpointBytes,
+      eagerBelowFreeBytes: 4 * config.spoolCheckpointBytes,
+    });
     const storage = createStorage(config, logger);
     const drainer = new Drainer(
       reader,

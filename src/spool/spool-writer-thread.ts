@@ -5,7 +5,7 @@
  * reply is sent only after the batch holding the write has committed (I1).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, WAL_CHECKPOINT_PAGES, type Durability, type WriteOp, type WriteResult } from './spool.js';
+import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, type Durability, type WriteOp, type WriteResult } from './spool.js';
 
 export interface WriterRequest {
   id: number;
@@ -18,12 +18,13 @@ export interface WriterReply {
   error?: { message: string; code?: string };
 }
 
-const { dir, durability } = workerData as { dir: string; durability: Durability };
+const { dir, durability, backstopCheckpointBytes } = workerData as { dir: string; durability: Durability; backstopCheckpointBytes: number };
 const port = parentPort!;
 const db = openSpoolDatabase(dir, { durability, create: true });
-// The checkpointer thread checkpoints every few milliseconds; this connection does so itself only
-// if the WAL grows past twice the usual bound (the checkpointer fell behind or failed).
-db.pragma(`wal_autocheckpoint = ${2 * WAL_CHECKPOINT_PAGES}`);
+// The checkpointer thread checkpoints when asked (spool-writer.ts); this connection does so itself
+// only if the WAL grows past twice that bound (the checkpointer fell behind or failed).
+const pageSize = db.pragma('page_size', { simple: true }) as number;
+db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.ceil(backstopCheckpointBytes / pageSize))}`);
 const store = new SpoolStore(db);
 let batch: { id: number; op: WriteOp }[] = [];
 let flushScheduled = false;

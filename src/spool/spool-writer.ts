@@ -8,10 +8,21 @@ import type { Crash } from '../crash.js';
 import { crashBytes } from '../crash.js';
 import { SpoolFull, type DedupKey, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
 import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
-import type { CheckpointerMessage } from './spool-checkpointer-thread.js';
+import type { CheckpointerData, CheckpointerMessage, CheckpointerRequest } from './spool-checkpointer-thread.js';
 
-/** How often the checkpointer thread copies the WAL into the database file. */
+/** How often the checkpointer thread looks at the free space (checkpointing every time while it is short). */
 const CHECKPOINT_INTERVAL_MS = 20;
+/** No write for this long: checkpoint what the WAL holds, so a quiet spool rests compact. */
+const QUIET_CHECKPOINT_MS = 1000;
+/** What a remove is counted as in the WAL (a few b-tree pages and the freelist). */
+const REMOVE_WAL_BYTES = 16 * 1024;
+
+export interface CheckpointPolicy {
+  /** Bytes committed (crashes, and removes at REMOVE_WAL_BYTES) after which the WAL is checkpointed. */
+  everyBytes: number;
+  /** Free space on the spool file system below which the WAL is checkpointed every few milliseconds. */
+  eagerBelowFreeBytes: number;
+}
 
 export class SpoolWriteError extends Error {
   constructor(
@@ -42,6 +53,11 @@ export class SpoolWriter {
   private lastFailure: { at: number; error: Error } | undefined;
 
   private checkpointer: Worker | undefined;
+  /** Bytes committed since the checkpointer was last asked to checkpoint. */
+  private walBytes = 0;
+  private lastWriteAt = 0;
+  private quietCheck: NodeJS.Timeout | undefined;
+  private checkpointEveryBytes = Number.POSITIVE_INFINITY;
 
   private constructor(
     private readonly worker: Worker,
@@ -61,7 +77,8 @@ export class SpoolWriter {
   /**
    * Starts the writer thread on the spool in `dir`, and the checkpointer thread once the writer
    * has its connection open; resolves when both are ready. `onCheckpointError` hears of failed
-   * background checkpoints (the writer's own checkpoints still bound the WAL).
+   * background checkpoints (the writer's own checkpoints still bound the WAL, at twice
+   * `checkpoints.everyBytes`).
    */
   static async start(
     dir: string,
@@ -69,9 +86,12 @@ export class SpoolWriter {
     usage: SpoolUsage,
     reusableBytes: () => number,
     onFatal: (error: Error) => void,
+    checkpoints: CheckpointPolicy,
     onCheckpointError: (message: string) => void = () => undefined,
   ): Promise<SpoolWriter> {
-    const worker = new Worker(new URL('./spool-writer-thread.js', import.meta.url), { workerData: { dir, durability } });
+    const worker = new Worker(new URL('./spool-writer-thread.js', import.meta.url), {
+      workerData: { dir, durability, backstopCheckpointBytes: 2 * checkpoints.everyBytes },
+    });
     const writer = await new Promise<SpoolWriter>((resolve, reject) => {
       const failedToStart = (error: Error) => reject(error);
       worker.once('error', failedToStart);
@@ -89,12 +109,32 @@ export class SpoolWriter {
       });
     });
     try {
-      writer.checkpointer = await startCheckpointer(dir, durability, onCheckpointError);
+      writer.checkpointer = await startCheckpointer(
+        { dir, durability, intervalMs: CHECKPOINT_INTERVAL_MS, eagerBelowFreeBytes: checkpoints.eagerBelowFreeBytes },
+        onCheckpointError,
+      );
     } catch (error) {
       await writer.close();
       throw error;
     }
+    writer.checkpointEveryBytes = checkpoints.everyBytes;
+    writer.quietCheck = setInterval(() => {
+      if (writer.walBytes > 0 && Date.now() - writer.lastWriteAt > QUIET_CHECKPOINT_MS) writer.askForCheckpoint();
+    }, QUIET_CHECKPOINT_MS / 4);
+    writer.quietCheck.unref();
     return writer;
+  }
+
+  /** Counts bytes committed; past the policy's bound, the checkpointer copies the WAL. */
+  private committed(bytes: number): void {
+    this.lastWriteAt = Date.now();
+    this.walBytes += bytes;
+    if (this.walBytes >= this.checkpointEveryBytes) this.askForCheckpoint();
+  }
+
+  private askForCheckpoint(): void {
+    this.walBytes = 0;
+    this.checkpointer?.postMessage('checkpoint' satisfies CheckpointerRequest);
   }
 
   private send(op: WriterRequest['op'], transfer: ArrayBuffer[] = []): Promise<WriteResult> {
@@ -139,6 +179,7 @@ export class SpoolWriter {
     }
     const duplicateOf = result && 'duplicateOf' in result ? result.duplicateOf : undefined;
     this.usage.appendSettled(bytes, duplicateOf === undefined);
+    if (duplicateOf === undefined) this.committed(bytes);
     this.lastFailure = undefined;
     return duplicateOf === undefined ? {} : { duplicateOf };
   }
@@ -167,6 +208,7 @@ export class SpoolWriter {
     try {
       await this.send({ kind: 'remove', seq: crash.seq });
       removed = true;
+      this.committed(REMOVE_WAL_BYTES);
     } finally {
       this.usage.removeSettled(crash.bytes, removed);
     }
@@ -183,6 +225,7 @@ export class SpoolWriter {
 
   /** Stops the checkpointer; commits what is queued, checkpoints and closes the connection, ends the thread. */
   async close(): Promise<void> {
+    clearInterval(this.quietCheck);
     if (this.checkpointer) await stopCheckpointer(this.checkpointer);
     this.checkpointer = undefined;
     await this.send({ kind: 'close' });
@@ -191,10 +234,8 @@ export class SpoolWriter {
   }
 }
 
-function startCheckpointer(dir: string, durability: Durability, onError: (message: string) => void): Promise<Worker> {
-  const worker = new Worker(new URL('./spool-checkpointer-thread.js', import.meta.url), {
-    workerData: { dir, durability, intervalMs: CHECKPOINT_INTERVAL_MS },
-  });
+function startCheckpointer(data: CheckpointerData, onError: (message: string) => void): Promise<Worker> {
+  const worker = new Worker(new URL('./spool-checkpointer-thread.js', import.meta.url), { workerData: data });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.on('message', (message: CheckpointerMessage) => {
@@ -217,7 +258,7 @@ async function stopCheckpointer(worker: Worker): Promise<void> {
     });
     worker.once('exit', () => resolve());
   });
-  worker.postMessage('close');
+  worker.postMessage('close' satisfies CheckpointerRequest);
   await closed;
   await worker.terminate();
 }

@@ -22,8 +22,17 @@ import type { Dump } from '../crash.js';
 
 export const SPOOL_FILE = 'spool.db';
 export const SCHEMA_VERSION = 1;
-/** 8 MiB of 64 KiB pages. */
+/**
+ * Automatic checkpoint of connections other than the collector's writer (spool-inspect's small
+ * writes): 8 MiB of 64 KiB pages, 512 KiB of 4 KiB ones.
+ */
 export const WAL_CHECKPOINT_PAGES = 128;
+/**
+ * Page size of new spools. Each commit writes the pages it changed whole: with 64 KiB pages a
+ * commit of a few small crashes wrote ~0.5 MiB (b-tree leaves of four tables and indexes, half an
+ * overflow page per blob); 4 KiB pages cut that to a few percent. Existing spools keep theirs.
+ */
+export const NEW_SPOOL_PAGE_SIZE = 4096;
 
 export type Durability = 'full' | 'normal';
 export type CrashState = 'pending' | 'dead';
@@ -123,10 +132,10 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
   try {
     db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
     db.pragma('busy_timeout = 5000');
-    if (isNew) db.pragma('page_size = 65536');
+    if (isNew) db.pragma(`page_size = ${NEW_SPOOL_PAGE_SIZE}`);
     if (!options.readonly) db.pragma('journal_mode = WAL');
-    // Keep the WAL small (checkpoint every 8 MiB, file cut back to 16 MiB): crash data sits twice
-    // on disk until checkpointed, and a huge WAL on a full disk could never be checkpointed.
+    // When the collector's WAL is checkpointed is decided in spool-writer.ts; this is the bound for
+    // everyone else. After a checkpoint the WAL file is cut back to 16 MiB.
     db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
     db.pragma('journal_size_limit = 16777216');
     db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);

@@ -187,6 +187,9 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
     ...storageEnv(root),
     DRAIN_RETRY_BASE_SECONDS: '0.1',
     DRAIN_RETRY_MAX_SECONDS: '1',
+    // The production default (64m) would rarely checkpoint under this light load: every MiB
+    // instead, so cuts land inside checkpoints too.
+    SPOOL_CHECKPOINT_BYTES: '1m',
   });
 
   const acked = new Map<string, { expected: Expected; round: number; afterCut: boolean }>();

@@ -36,6 +36,18 @@ test('upload share: halves when the loop is busy, never below the minimum; holds
   assert.equal(s.limit, 1, 'exactly at the busy threshold is not busy, nor room');
 });
 
+test('upload share: a busy machine (other processes) halves it too; it climbs only while both the loop and the machine have room', () => {
+  const s = share();
+  for (let tick = 0; tick < 7; tick++) s.observe(0.1, 0.2);
+  assert.equal(s.limit, 8);
+  s.observe(0.1, 0.95);
+  assert.equal(s.limit, 4, 'the loop is idle but the cores are not: halved');
+  s.observe(0.1, 0.8);
+  assert.equal(s.limit, 4, 'machine between its thresholds: held');
+  s.observe(0.1, 0.5);
+  assert.equal(s.limit, 5);
+});
+
 test('upload share: reset goes back to the minimum (receiving begins again after a pause)', () => {
   const s = share();
   for (let tick = 0; tick < 5; tick++) s.observe(0);
