@@ -125,6 +125,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     storage,
     {
       concurrency: config.drainConcurrency,
+      maxInflightBytes: config.drainInflightMaxBytes,
       concurrencyWhileReceiving,
       yieldMaxMs: config.drainYieldMaxSeconds * 1000,
       retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },

@@ -61,6 +61,8 @@ export interface DrainerLoad {
 
 export interface DrainerOptions {
   concurrency: number;
+  /** Spooled bytes of the crashes uploading at once (their dumps are in memory); one crash always goes. */
+  maxInflightBytes: number;
   concurrencyWhileReceiving: number;
   /** Longest a pending crash may wait while uploads are held back for receiving. */
   yieldMaxMs: number;
@@ -70,6 +72,7 @@ export interface DrainerOptions {
 
 export class Drainer {
   private readonly inflight = new Map<number, Promise<void>>();
+  private inflightBytes = 0;
   /** Steps of the storage-wide pause; 0 when storage is not considered down. */
   private consecutiveFailures = 0;
   private pausedUntil = 0;
@@ -218,7 +221,12 @@ export class Drainer {
         this.pause();
         return;
       }
-      for (const crash of due) this.inflight.set(crash.seq, this.upload(crash));
+      for (const crash of due) {
+        // Oldest first: a crash that does not fit now waits for room rather than being overtaken.
+        if (this.inflight.size > 0 && this.inflightBytes + crash.bytes > this.options.maxInflightBytes) break;
+        this.inflightBytes += crash.bytes;
+        this.inflight.set(crash.seq, this.upload(crash));
+      }
     }
     if (this.inflight.size > 0) {
       // Held back for receiving: catch the moment it stops rather than the next upload's end.
@@ -325,6 +333,7 @@ export class Drainer {
       if (!this.stopped) await this.recordFailure(crash, error);
     } finally {
       this.inflight.delete(crash.seq);
+      this.inflightBytes -= crash.bytes;
       this.wake();
     }
   }

@@ -47,6 +47,7 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
       storage,
       {
         concurrency: config.drainConcurrency,
+        maxInflightBytes: config.drainInflightMaxBytes,
         concurrencyWhileReceiving: config.drainConcurrency,
         yieldMaxMs: 0,
         retry: { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 },

@@ -2,7 +2,7 @@
  * Ceilings the collector is measured against that are not HTTP servers: the disk's sequential
  * write bandwidth, and a raw @aws-sdk/client-s3 PutObject loop on the same S3 endpoint.
  */
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -110,5 +110,20 @@ export async function rawPutLoop(s3: S3Endpoint, spoolDir: string, prefix: strin
   } finally {
     client.destroy();
     db.close();
+  }
+}
+
+/** Deletes every object under `prefix` (1,000 per request). */
+export async function deletePrefix(s3: S3Endpoint, prefix: string): Promise<void> {
+  const client = collectorLikeS3Client(s3);
+  try {
+    for (let page = 0; page < 10_000; page++) {
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, MaxKeys: 1000 }));
+      const objects = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
+      if (objects.length === 0) return;
+      await client.send(new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: objects, Quiet: true } }));
+    }
+  } finally {
+    client.destroy();
   }
 }

@@ -13,7 +13,6 @@
  *
  * It measures; it asserts nothing about timings. Throws only when a phase could not run at all.
  */
-import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, rmSync } from 'node:fs';
@@ -22,7 +21,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { s3Settings } from '../helpers/stored-crashes.js';
-import { collectorLikeS3Client, diskWriteMBPerSecond, rawPutLoop, type S3Endpoint } from './baselines.js';
+import { deletePrefix, diskWriteMBPerSecond, rawPutLoop, type S3Endpoint } from './baselines.js';
 import { buildCorpus, runLoad, type Corpus, type LoadResult } from './load.js';
 import { CpuWindow, REPO, RssSampler, ServerProcess, writtenBytes } from './processes.js';
 import { describeSpread, heartbeat, logTime, s3Env, spread } from './bench-helpers.js';
@@ -267,6 +266,8 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       const after = await heartbeat(collector.url);
       await stopped(collector);
       rmSync(spoolDir, { recursive: true, force: true });
+      // The local RGW keeps objects in memory (8 GiB): each run's go as soon as it ends.
+      if (!s3Down) await deletePrefix(s3, `${runPrefix}ingest-${corpus.name}/`);
       return { ...measurement, after };
     };
 
@@ -439,6 +440,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       return { result, cpu: { process: rawCpu.processPercent, other: rawCpu.otherPercent, machine: rawCpu.machinePercent } };
     };
     const rawBefore = await rawLoop(drainDir, 'raw-before/');
+    await deletePrefix(s3, `${runPrefix}raw-before/`);
 
     progress(`drain: collector, DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
     const drainer = await started(
@@ -465,6 +467,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     const drainStarted = logTime(drainer.logs.find((line) => line.msg === 'collector started')!);
     const drainSeconds = (Math.max(...uploads.map(logTime)) - drainStarted) / 1000;
     const drainBytes = uploads.reduce((sum, line) => sum + Number(line['bytes'] ?? 0), 0);
+    await deletePrefix(s3, `${runPrefix}drain/`);
     const rawAfter = await rawLoop(rawCopyDir, 'raw-after/');
     rmSync(rawCopyDir, { recursive: true, force: true });
     const raw = {
@@ -584,19 +587,4 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     rows,
     ratios,
   };
-}
-
-/** Deletes every object under `prefix` (1,000 per request). */
-async function deletePrefix(s3: S3Endpoint, prefix: string): Promise<void> {
-  const client = collectorLikeS3Client(s3);
-  try {
-    for (let page = 0; page < 10_000; page++) {
-      const listed = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix, MaxKeys: 1000 }));
-      const objects = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
-      if (objects.length === 0) return;
-      await client.send(new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: objects, Quiet: true } }));
-    }
-  } finally {
-    client.destroy();
-  }
 }

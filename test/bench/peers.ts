@@ -15,7 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
-import type { S3Endpoint } from './baselines.js';
+import { deletePrefix, type S3Endpoint } from './baselines.js';
 import { heartbeat, s3Env, spread } from './bench-helpers.js';
 import { runLoad, type Corpus, type LoadResult } from './load.js';
 import { ServerProcess } from './processes.js';
@@ -148,6 +148,8 @@ async function runOne(stage: Stage, design: Design, condition: Condition, proxy:
     if (outage) proxy!.child.kill('SIGUSR2');
     await stage.stopped(server);
     if (spoolDir) rmSync(spoolDir, { recursive: true, force: true });
+    // The local RGW keeps objects in memory (8 GiB): each run's go as soon as it ends.
+    await deletePrefix(s3, prefix);
   }
 }
 
@@ -207,8 +209,11 @@ export async function runPeerComparison(stage: Stage): Promise<{ rows: Row[]; ra
             : `backlog (peak ${peak}) NOT empty within ${settings.drainWaitSeconds} s after the load in ${drains.filter((d) => !Number.isFinite(d)).length} round(s)`,
         );
       }
+      const failures: Record<string, number> = {};
+      for (const m of runs) for (const [status, count] of Object.entries(m.load.failures)) failures[status] = (failures[status] ?? 0) + count;
       rows.push({
         id: `peers.${condition}.${design}`,
+        failures,
         label: `${LABELS[condition](settings)}: ${design === 'crashspool' ? 'crashspool' : "Antenna's design"}`,
         n: runs.reduce((sum, m) => sum + m.load.accepted, 0),
         seconds: median((m) => m.load.seconds),

@@ -45,6 +45,7 @@ async function withDrainer<T>(
   receivedAgoMs: number,
   retry: { baseMs: number; maxMs: number },
   use: (drainer: Drainer, reader: SpoolReader) => Promise<T>,
+  maxInflightBytes = 1_000_000,
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'crashspool-drainer-'));
   const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
@@ -72,7 +73,7 @@ async function withDrainer<T>(
       reader,
       writer,
       storage,
-      { concurrency: 6, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry, maxAttempts: 3 },
+      { concurrency: 6, maxInflightBytes, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry, maxAttempts: 3 },
       createLogger('silent'),
       createMetrics(),
       load,
@@ -89,17 +90,31 @@ async function withDrainer<T>(
   }
 }
 
-async function drainWith(load: DrainerLoad, receivedAgoMs = 0): Promise<number> {
+async function drainWith(load: DrainerLoad, receivedAgoMs = 0, maxInflightBytes?: number): Promise<number> {
   const storage = new CountingStorage();
-  return withDrainer(storage, load, receivedAgoMs, { baseMs: 10, maxMs: 10 }, async (drainer, reader) => {
-    assert.ok(await drainer.untilEmpty(Date.now() + 10_000), 'every crash was uploaded');
-    assert.equal(reader.stats().pending, 0);
-    return storage.mostAtOnce;
-  });
+  return withDrainer(
+    storage,
+    load,
+    receivedAgoMs,
+    { baseMs: 10, maxMs: 10 },
+    async (drainer, reader) => {
+      assert.ok(await drainer.untilEmpty(Date.now() + 10_000), 'every crash was uploaded');
+      assert.equal(reader.stats().pending, 0);
+      return storage.mostAtOnce;
+    },
+    maxInflightBytes,
+  );
 }
 
 test('drainer: DRAIN_CONCURRENCY crashes at a time when nothing is being received', async () => {
   assert.equal(await drainWith({ receiving: () => false, spoolFillingUp: () => false }), 6);
+});
+
+test('drainer: no more spooled bytes uploading at once than DRAIN_INFLIGHT_MAX_BYTES; a crash larger than it goes alone', async () => {
+  const idle = { receiving: () => false, spoolFillingUp: () => false };
+  // Every test crash counts 10 bytes.
+  assert.equal(await drainWith(idle, 0, 25), 2, '25 bytes: two crashes of 10 at a time');
+  assert.equal(await drainWith(idle, 0, 5), 1, '5 bytes: one at a time, and every crash still uploaded');
 });
 
 test('drainer: one crash at a time while reports are being received', async () => {
