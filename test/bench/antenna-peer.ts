@@ -13,12 +13,10 @@
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
+import { readFormReport } from './form-report.js';
 import { newCrashId } from '../../src/crash-id.js';
 import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage/storage-keys.js';
 
-const gunzipAsync = promisify(gunzip);
 const env = (name: string) => {
   const value = process.env[name];
   if (value === undefined) throw new Error(`${name} is not set`);
@@ -65,19 +63,7 @@ async function saveWithRetry(crashId: string, rawCrash: Record<string, string>, 
 
 const app = new Hono();
 app.post('/submit', async (c) => {
-  let body = Buffer.from(await c.req.arrayBuffer());
-  if (/gzip/i.test(c.req.header('content-encoding') ?? '')) body = await gunzipAsync(body);
-  const form = await new Request('http://antenna.invalid/submit', {
-    method: 'POST',
-    headers: { 'content-type': c.req.header('content-type') ?? '' },
-    body,
-  }).formData();
-  const rawCrash: Record<string, string> = {};
-  const dumps: [string, Buffer][] = [];
-  for (const [name, value] of form) {
-    if (typeof value === 'string') rawCrash[name] = value;
-    else dumps.push([name, Buffer.from(await value.arrayBuffer())]);
-  }
+  const { annotations: rawCrash, dumps } = await readFormReport(c);
   const crashId = newCrashId(new Date());
   rawCrash['uuid'] = crashId;
   rawCrash['submitted_timestamp'] = new Date().toISOString();

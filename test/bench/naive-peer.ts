@@ -7,14 +7,12 @@
  */
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
+import { readFormReport } from './form-report.js';
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 
-const gunzipAsync = promisify(gunzip);
 
 const dir = process.env['NAIVE_DB_DIR'] ?? './naive-spool';
 mkdirSync(dir, { recursive: true });
@@ -34,19 +32,7 @@ const store = db.transaction((crashId: string, annotations: Record<string, strin
 
 const app = new Hono();
 app.post('/submit', async (c) => {
-  let body = Buffer.from(await c.req.arrayBuffer());
-  if (/gzip/i.test(c.req.header('content-encoding') ?? '')) body = await gunzipAsync(body);
-  const form = await new Request('http://naive.invalid/submit', {
-    method: 'POST',
-    headers: { 'content-type': c.req.header('content-type') ?? '' },
-    body,
-  }).formData();
-  const annotations: Record<string, string> = {};
-  const dumps: [string, Buffer][] = [];
-  for (const [name, value] of form) {
-    if (typeof value === 'string') annotations[name] = value;
-    else dumps.push([name, Buffer.from(await value.arrayBuffer())]);
-  }
+  const { annotations, dumps } = await readFormReport(c);
   const crashId = randomUUID();
   store(crashId, annotations, dumps);
   return c.text(`CrashID=bp-${crashId}\n`);
