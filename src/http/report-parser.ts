@@ -6,13 +6,15 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createGunzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { createGunzip, gunzip, gunzipSync } from 'node:zlib';
 import busboy from 'busboy';
 import type { Annotations, Dump, ParsedReport } from '../crash.js';
 import { sanitizeDumpName } from '../storage/storage-keys.js';
 import { Overloaded, type Reservation } from './memory-budget.js';
 import { cleanJson, cleanText, findingNotes, noFindings, quoted, type TextFindings } from './annotation-text.js';
-import { PartFilter } from './part-filter.js';
+import { PartFilter, PartRewriter } from './part-filter.js';
+import { readBodyStart } from './whole-body.js';
 
 export interface ReportLimits {
   maxBodyBytes: number;
@@ -22,6 +24,8 @@ export interface ReportLimits {
   maxAnnotationBytes: number;
   maxDumpBytes: number;
   maxTotalDumpBytes: number;
+  /** Bodies up to this size as sent are read whole and parsed in one pass (WHOLE_BODY_MAX_BYTES). */
+  wholeBodyMaxBytes: number;
 }
 
 /** A report refused with a clear answer; nothing of it is stored. */
@@ -52,6 +56,17 @@ const JSON_MAX_DEPTH = 32;
  * zlib's default (16 KiB) makes that overhead cost more CPU than inflating itself.
  */
 const INFLATE_CHUNK_BYTES = 256 * 1024;
+/**
+ * A body read whole is inflated in one call when it inflates to at most this; one that inflates
+ * further streams after all, with MAX_DECOMPRESSED_BYTES checked as it goes.
+ */
+const WHOLE_INFLATED_MAX_BYTES = 2 * 1024 * 1024;
+/**
+ * Up to this size as sent, a body is inflated on the event loop (a thread-pool round trip costs
+ * more than inflating it); larger ones are inflated in the thread pool, off the event loop.
+ */
+const INFLATE_ON_LOOP_MAX_BYTES = 16 * 1024;
+const gunzipInPool = promisify(gunzip);
 
 /**
  * Joins small chunks (HTTP chunked bodies arrive in pieces of a few KiB) into pieces of at least
@@ -182,9 +197,7 @@ export async function parseReport(
   let failure: Error | undefined;
   const pendingFiles = new Set<Promise<void>>();
 
-  const sent = new ByteLimit(limits.maxBodyBytes, () => tooLarge('body'));
-  const inflated = new ByteLimit(limits.maxDecompressedBytes, () => tooLarge('decompressed_body'));
-  const parts = new PartFilter({ boundary, maxParts: limits.maxParts, onTooManyParts: () => tooLarge('parts') });
+  const partsOptions = { boundary, maxParts: limits.maxParts, onTooManyParts: () => tooLarge('parts') };
   let parser: busboy.Busboy;
   try {
     parser = busboy({
@@ -347,30 +360,63 @@ export async function parseReport(
   parser.on('filesLimit', guarded(() => fail(tooLarge('parts'))));
   parser.on('fieldsLimit', guarded(() => fail(tooLarge('annotations'))));
 
-  const clientGone = new Promise<never>((_resolve, reject) => {
-    body.once('close', () => {
-      if (!body.readableEnded) reject(new ClientGone('client disconnected mid-upload'));
+  const gone = () => new ClientGone('client disconnected mid-upload');
+  const start = await readBodyStart(body, Math.min(limits.wholeBodyMaxBytes, limits.maxBodyBytes), (bytes) => memory?.take(bytes), gone);
+  const form = 'whole' in start ? await inflateWhole(start.whole, gzip, limits.maxDecompressedBytes) : undefined;
+  let filtered: { notes: string[]; partsKept: number };
+  let payloadSize: number;
+  if (form !== undefined && 'whole' in start) {
+    memory?.take(form.length);
+    const pieces: Buffer[] = [];
+    const rewriter = new PartRewriter(partsOptions, (bytes) => pieces.push(bytes));
+    rewriter.writeWhole(form);
+    rewriter.end();
+    if (rewriter.failure) throw refusal(rewriter.failure);
+    try {
+      const output = rewriter.changed ? Buffer.concat(pieces) : form;
+      await writeAll(parser, output.subarray(0, rewriter.formBytes ?? output.length));
+      await Promise.all(pendingFiles);
+    } catch (error) {
+      throw refusal(failure ?? error);
+    }
+    filtered = rewriter;
+    payloadSize = start.whole.length;
+  } else {
+    const sent = new ByteLimit(limits.maxBodyBytes, () => tooLarge('body'));
+    const inflated = new ByteLimit(limits.maxDecompressedBytes, () => tooLarge('decompressed_body'));
+    const parts = new PartFilter(partsOptions);
+    const clientGone = new Promise<never>((_resolve, reject) => {
+      body.once('close', () => {
+        if (!body.readableEnded) reject(gone());
+      });
     });
-  });
-  clientGone.catch(noop);
+    clientGone.catch(noop);
 
-  body.pipe(sent);
-  const stages: NodeJS.ReadWriteStream[] = gzip
-    ? [sent, new Coalesce(INFLATE_CHUNK_BYTES / 4), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated, parts]
-    : [sent, parts];
-  try {
-    await Promise.race([pipeline([...stages, parser] as unknown as [Readable, NodeJS.WritableStream]), clientGone]);
-    await Promise.all(pendingFiles);
-  } catch (error) {
-    body.unpipe(sent);
-    // A gzip error first: busboy's complaint about the cut-off form is only its consequence.
-    if ((error as { code?: string }).code?.startsWith('Z_')) throw malformed('bad_gzip');
-    throw refusal(failure ?? error);
+    if ('whole' in start) {
+      sent.end(start.whole);
+    } else {
+      for (const chunk of start.head) sent.write(chunk);
+      body.pipe(sent);
+    }
+    const stages: NodeJS.ReadWriteStream[] = gzip
+      ? [sent, new Coalesce(INFLATE_CHUNK_BYTES / 4), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated, parts]
+      : [sent, parts];
+    try {
+      await Promise.race([pipeline([...stages, parser] as unknown as [Readable, NodeJS.WritableStream]), clientGone]);
+      await Promise.all(pendingFiles);
+    } catch (error) {
+      body.unpipe(sent);
+      // A gzip error first: busboy's complaint about the cut-off form is only its consequence.
+      if ((error as { code?: string }).code?.startsWith('Z_')) throw malformed('bad_gzip');
+      throw refusal(failure ?? error);
+    }
+    filtered = parts;
+    payloadSize = sent.bytes;
   }
   if (failure) throw refusal(failure);
 
-  if (parts.partsKept > partEvents) {
-    notes.push(`dropped ${parts.partsKept - partEvents} part(s) whose Content-Disposition could not be parsed`);
+  if (filtered.partsKept > partEvents) {
+    notes.push(`dropped ${filtered.partsKept - partEvents} part(s) whose Content-Disposition could not be parsed`);
   }
   // No prototype: annotation names such as `__proto__` or `constructor` are ordinary keys.
   const annotations: Annotations = Object.assign(Object.create(null), jsonExtra?.annotations);
@@ -382,11 +428,42 @@ export async function parseReport(
   return {
     annotations,
     dumps: [...dumps.values()],
-    notes: [...parts.notes, ...notes],
+    notes: [...filtered.notes, ...notes],
     payload: jsonExtra ? 'json' : 'multipart',
     compressed: gzip,
-    payloadSize: sent.bytes,
+    payloadSize,
   };
+}
+
+/**
+ * The form inside a body read whole: the body itself, or inflated in one call. Undefined when it
+ * inflates past WHOLE_INFLATED_MAX_BYTES (it then streams, where MAX_DECOMPRESSED_BYTES is checked).
+ */
+async function inflateWhole(body: Buffer, gzip: boolean, maxDecompressedBytes: number): Promise<Buffer | undefined> {
+  if (!gzip) return body;
+  const bound = Math.min(maxDecompressedBytes, WHOLE_INFLATED_MAX_BYTES);
+  try {
+    if (body.length <= INFLATE_ON_LOOP_MAX_BYTES) return gunzipSync(body, { maxOutputLength: bound });
+    return await gunzipInPool(body, { maxOutputLength: bound, chunkSize: INFLATE_CHUNK_BYTES });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') {
+      if (bound === maxDecompressedBytes) throw tooLarge('decompressed_body');
+      return undefined;
+    }
+    if (code?.startsWith('Z_')) throw malformed('bad_gzip');
+    throw error;
+  }
+}
+
+/** Writes `bytes` and the end to busboy; settles when it has read the whole form or failed. */
+function writeAll(parser: busboy.Busboy, bytes: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    parser.on('error', reject);
+    parser.once('finish', resolve);
+    parser.once('close', () => reject(new Error('Unexpected end of form')));
+    parser.end(bytes);
+  });
 }
 
 /**

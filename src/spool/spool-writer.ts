@@ -154,7 +154,7 @@ export class SpoolWriter {
     const rawCrashJson = JSON.stringify(crash.rawCrash);
     const bytes = crashBytes(crash, rawCrashJson);
     try {
-      this.usage.admit(bytes, this.reusableBytes());
+      this.usage.admit(bytes, this.reusableBytes);
     } catch (error) {
       this.lastFailure = { at: Date.now(), error: error as Error };
       throw error;

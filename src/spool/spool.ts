@@ -196,6 +196,9 @@ export interface SpoolLimits {
  * and checkpointing the WAL both need some free space — a spool that filled its disk to the last
  * byte could not free anything.
  */
+/** How old a free-space measurement may be when a crash is admitted. */
+const FREE_SPACE_SAMPLE_MS = 50;
+
 export class SpoolUsage {
   /** Bytes admitted whose commit has not been confirmed yet. */
   private uncommitted = 0;
@@ -237,19 +240,37 @@ export class SpoolUsage {
    * Counts `bytes` in, or throws SpoolFull. `reusableBytes`: free pages inside the database file,
    * which new crashes fill before the file grows (deleting crashes frees pages, not disk space).
    */
-  admit(bytes: number, reusableBytes: number): void {
+  admit(bytes: number, reusableBytes: () => number): void {
     if (this.bytes + bytes > this.limits.maxBytes) {
       throw new SpoolFull(`spool holds ${this.bytes} bytes; SPOOL_MAX_BYTES is ${this.limits.maxBytes}`, 'SPOOL_FULL', bytes);
     }
     if (this.limits.minFreeBytes > 0) {
-      const fs = statfsSync(this.limits.dir);
-      const free = fs.bavail * fs.bsize + reusableBytes;
+      const free = this.freeBytes(reusableBytes);
       if (free - bytes < this.limits.minFreeBytes) {
         throw new SpoolFull(`${free} bytes free on the spool file system; SPOOL_MIN_FREE_BYTES is ${this.limits.minFreeBytes}`, 'SQLITE_FULL');
       }
+      this.admittedSinceSample += bytes;
     }
     this.bytes += bytes;
     this.uncommitted += bytes;
+  }
+
+  private freeSample = { at: Number.NEGATIVE_INFINITY, bytes: 0 };
+  private admittedSinceSample = 0;
+
+  /**
+   * Free space for crashes: measured at most every FREE_SPACE_SAMPLE_MS (a statfs and a query per
+   * crash cost more than the rest of its admission), less what was admitted since. Writes beyond
+   * the crashes' own bytes in that window (WAL frames, a checkpoint) come out of the reserve.
+   */
+  private freeBytes(reusableBytes: () => number): number {
+    const now = performance.now();
+    if (now - this.freeSample.at >= FREE_SPACE_SAMPLE_MS) {
+      const fs = statfsSync(this.limits.dir);
+      this.freeSample = { at: now, bytes: fs.bavail * fs.bsize + reusableBytes() };
+      this.admittedSinceSample = 0;
+    }
+    return this.freeSample.bytes - this.admittedSinceSample;
   }
 }
 

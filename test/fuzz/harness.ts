@@ -198,6 +198,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     MAX_BODY_BYTES: '256k',
     MAX_DECOMPRESSED_BYTES: '320k',
     MAX_PARTS: '12',
+    // Reports without a dump are read whole, most with one stream: both ways are fuzzed.
+    WHOLE_BODY_MAX_BYTES: '8k',
     MAX_ANNOTATIONS: '10',
     MAX_ANNOTATION_BYTES: '32k',
     MAX_DUMP_BYTES: '100k',

@@ -2,12 +2,12 @@
  * The part filter: what it does to header blocks, that part data passes untouched, and that its
  * output does not depend on how the body is cut into chunks (checked on generated hostile bodies,
  * cut whole, into single bytes and at random places), and that a header dribbled byte by byte is
- * not joined again for every byte.
+ * not joined again for every byte. The rewriter fed by hand (bodies read whole) matches the stream.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
-import { PartFilter } from '../../src/http/part-filter.js';
+import { PartFilter, PartRewriter } from '../../src/http/part-filter.js';
 import { rawMultipart } from '../helpers/multipart.js';
 import { seededRandom } from '../helpers/random.js';
 import { fuzzCase } from '../fuzz/harness.js';
@@ -64,6 +64,7 @@ test('every part counts towards the parts limit, dropped ones too', async () => 
 test('the output does not depend on where the body is cut (generated hostile bodies)', async () => {
   const dumps = [Buffer.from('MDMPsmall dump\r\n--not a boundary'), Buffer.alloc(3000, 7)];
   const random = seededRandom(7);
+  const seen = { changed: 0, unchanged: 0 };
   for (let index = 0; index < 300; index += 1) {
     const testCase = fuzzCase(11, index, dumps);
     const boundary = /boundary="?([^";]+)"?/.exec(testCase.headers['Content-Type']!)![1]!;
@@ -84,11 +85,21 @@ test('the output does not depend on where the body is cut (generated hostile bod
       left -= size;
     }
     const randomly = await filter(body, boundary, cuts);
+    // As a body read whole goes through: the rewriter fed by hand, in one call.
+    const pieces: Buffer[] = [];
+    const rewriter = new PartRewriter({ boundary, maxParts: 1000, onTooManyParts: () => new Error('too many parts') }, (bytes) => pieces.push(bytes));
+    rewriter.writeWhole(body);
+    rewriter.end();
     const label = `case ${index}: ${testCase.steps.join(' | ')}`;
     assert.ok(whole.out.equals(bytes.out), `${label}: 1-byte chunks`);
     assert.ok(whole.out.equals(randomly.out), `${label}: random chunks`);
+    assert.ok(whole.out.equals(Buffer.concat(pieces)), `${label}: by hand, in one call`);
+    if (!rewriter.changed) assert.ok(body.equals(whole.out), `${label}: said unchanged, but changed`);
+    seen[rewriter.changed ? 'changed' : 'unchanged'] += 1;
     assert.deepEqual(bytes.notes, whole.notes, label);
+    assert.deepEqual(rewriter.notes, whole.notes, label);
   }
+  assert.ok(seen.changed > 0 && seen.unchanged > 0, `both kinds of body among the cases: ${JSON.stringify(seen)}`);
 });
 
 test('a 16 KiB header dribbled byte by byte is joined once, not once per byte', async () => {

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { parseReport, ReportRejected, type ReportLimits } from '../../src/http/report-parser.js';
+import type { ParsedReport } from '../../src/crash.js';
 import { makeReport, multipart } from '../helpers/multipart.js';
+import { loadFixtureDumps } from '../helpers/fixtures.js';
+import { fuzzCase } from '../fuzz/harness.js';
 
 const limits: ReportLimits = {
   maxBodyBytes: 1024 * 1024,
@@ -13,13 +16,27 @@ const limits: ReportLimits = {
   maxAnnotationBytes: 1024,
   maxDumpBytes: 64 * 1024,
   maxTotalDumpBytes: 100 * 1024,
+  wholeBodyMaxBytes: 256 * 1024,
 };
 const dump = Buffer.concat([Buffer.from('MDMP'), Buffer.alloc(5000, 1)]);
 
-function parse(body: Buffer, headers: Record<string, string>, chunkSize = 1000) {
+type Outcome = { report: ParsedReport } | { error: unknown };
+const settle = (promise: Promise<ParsedReport>): Promise<Outcome> => promise.then((report) => ({ report }), (error: unknown) => ({ error }));
+const described = (outcome: Outcome) => ('report' in outcome ? JSON.stringify(outcome.report) : `${(outcome.error as Error).constructor.name}: ${String(outcome.error)}`);
+
+/**
+ * Parses `body` cut into `chunkSize` pieces, both ways a body can be read (whole, as small bodies
+ * are, and streamed, as large ones are), and checks that both come to the same report or refusal.
+ */
+async function parse(body: Buffer, headers: Record<string, string>, chunkSize = 1000, parseLimits = limits): Promise<ParsedReport> {
   const chunks: Buffer[] = [];
   for (let at = 0; at < body.length; at += chunkSize) chunks.push(body.subarray(at, at + chunkSize));
-  return parseReport(Readable.from(chunks), { 'content-length': String(body.length), ...headers }, limits);
+  const allHeaders = { 'content-length': String(body.length), ...headers };
+  const whole = await settle(parseReport(Readable.from(chunks), allHeaders, { ...parseLimits, wholeBodyMaxBytes: Number.MAX_SAFE_INTEGER }));
+  const streamed = await settle(parseReport(Readable.from(chunks), allHeaders, { ...parseLimits, wholeBodyMaxBytes: 0 }));
+  assert.equal(described(whole), described(streamed), 'read whole and streamed, the same body gives the same outcome');
+  if ('error' in whole) throw whole.error;
+  return whole.report;
 }
 
 async function rejected(promise: Promise<unknown>): Promise<ReportRejected> {
@@ -165,6 +182,19 @@ test('a dump name sent twice: the last one is kept and noted (as Antenna)', asyn
   assert.deepEqual(parsed.notes, ['dump "upload_file_minidump" sent more than once; the last one is kept']);
 });
 
+test('parts after the closing boundary are ignored, also when the body is read whole (busboy would hang on them)', { timeout: 10_000 }, async () => {
+  const body = Buffer.from(
+    '--B\r\nContent-Disposition: form-data; name="prod"\r\n\r\nx\r\n--B--\r\n' +
+      '--B\r\nContent-Disposition: form-data; name="upload_file_minidump"; filename="a"\r\n' +
+      'Content-Type: application/octet-stream\r\n\r\nMDMP\r\n--B\r\nContent-Disposition: form-data; name="ver"\r\n\r\n1\r\n--B--\r\n',
+  );
+  for (const contentType of ['multipart/form-data; boundary=B', 'multipart/form-data; boundary="B"']) {
+    const parsed = await parse(body, { 'content-type': contentType }, body.length);
+    assert.deepEqual({ ...parsed.annotations }, { prod: 'x' });
+    assert.equal(parsed.dumps.length, 0);
+  }
+});
+
 test('a report with dumps but no annotations is malformed_no_annotations', async () => {
   const body = multipart([{ name: 'upload_file_minidump', filename: 'a.dmp', data: dump }]);
   const error = await rejected(parse(body.body, { 'content-type': body.contentType }));
@@ -217,4 +247,22 @@ test('limits answer 413 the moment they are crossed', async () => {
     { name: 'b', filename: 'b', data: Buffer.alloc(60 * 1024) },
   ]);
   assert.equal((await rejected(parse(total.body, { 'content-type': total.contentType }))).body, 'Discarded=too_large_total_dumps');
+});
+
+test('read whole or streamed, generated hostile reports come to the same report or refusal', { timeout: 120_000 }, async () => {
+  const dumps = [...loadFixtureDumps().values()].filter((data) => data.length < 200_000);
+  const small: ReportLimits = { ...limits, maxParts: 12, maxAnnotations: 10, maxAnnotationBytes: 32 * 1024, maxDumpBytes: 100 * 1024, maxTotalDumpBytes: 200 * 1024 };
+  const outcomes = new Set<string>();
+  // 400 generated cases, and ones the fuzz run found the two ways apart on (a hang, since fixed).
+  const cases = [...Array.from({ length: 400 }, (_, index) => [20261201, index] as const), [840162, 1837] as const, [840162, 1996] as const];
+  for (const [seed, index] of cases) {
+    const testCase = fuzzCase(seed, index, dumps);
+    const headers = Object.fromEntries(Object.entries(testCase.headers).map(([name, value]) => [name.toLowerCase(), value]));
+    const outcome = await parse(testCase.body, headers, 1 + (index % 7) * 4096, small).then(
+      () => 'parsed',
+      (error: unknown) => (error instanceof ReportRejected ? error.body : String(error)),
+    );
+    outcomes.add(outcome);
+  }
+  assert.ok(outcomes.size > 8, `the cases reach many outcomes: ${[...outcomes].join(', ')}`);
 });
