@@ -119,6 +119,12 @@ export class PartRewriter {
    */
   formBytes: number | undefined;
   private outputBytes = 0;
+  /**
+   * True once a header block could not be read (cut by a boundary, or too long) and the rest went
+   * through as it came: then only the stream's own cuts (one write per piece of output) are
+   * known to make busboy read it as it reads the stream.
+   */
+  gaveUp = false;
 
   /** False while every byte went out as it came in: the output is then the body itself. */
   get changed(): boolean {
@@ -158,6 +164,7 @@ export class PartRewriter {
         // A header block cut by a boundary: hand busboy the bytes as they came and stop interpreting.
         this.output(this.heldHeader());
         this.mode = 'passthrough';
+        this.gaveUp = true;
         this.output(this.boundaryLine);
         return;
       default:
@@ -239,6 +246,7 @@ export class PartRewriter {
     if (tooLong) {
       this.output(this.heldHeader());
       this.mode = 'passthrough';
+      this.gaveUp = true;
       return bytes.length;
     }
     if (blockEnd === -1) return bytes.length;

@@ -373,8 +373,12 @@ export async function parseReport(
     rewriter.end();
     if (rewriter.failure) throw refusal(rewriter.failure);
     try {
-      const output = rewriter.changed ? Buffer.concat(pieces) : form;
-      await writeAll(parser, output.subarray(0, rewriter.formBytes ?? output.length));
+      if (rewriter.gaveUp) {
+        await writeAll(parser, pieces);
+      } else {
+        const output = rewriter.changed ? Buffer.concat(pieces) : form;
+        await writeAll(parser, [output.subarray(0, rewriter.formBytes ?? output.length)]);
+      }
       await Promise.all(pendingFiles);
     } catch (error) {
       throw refusal(failure ?? error);
@@ -456,13 +460,14 @@ async function inflateWhole(body: Buffer, gzip: boolean, maxDecompressedBytes: n
   }
 }
 
-/** Writes `bytes` and the end to busboy; settles when it has read the whole form or failed. */
-function writeAll(parser: busboy.Busboy, bytes: Buffer): Promise<void> {
+/** Writes `pieces` and the end to busboy; settles when it has read the whole form or failed. */
+function writeAll(parser: busboy.Busboy, pieces: Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
     parser.on('error', reject);
     parser.once('finish', resolve);
     parser.once('close', () => reject(new Error('Unexpected end of form')));
-    parser.end(bytes);
+    for (const piece of pieces) parser.write(piece);
+    parser.end();
   });
 }
 
