@@ -361,11 +361,9 @@ export async function parseReport(
   parser.on('fieldsLimit', guarded(() => fail(tooLarge('annotations'))));
 
   const gone = () => new ClientGone('client disconnected mid-upload');
-  const start = await readBodyStart(body, Math.min(limits.wholeBodyMaxBytes, limits.maxBodyBytes), (bytes) => memory?.take(bytes), gone);
-  const form = 'whole' in start ? await inflateWhole(start.whole, gzip, limits.maxDecompressedBytes) : undefined;
-  let filtered: { notes: string[]; partsKept: number };
-  let payloadSize: number;
-  if (form !== undefined && 'whole' in start) {
+
+  /** The form of a body read whole, in one pass: see PartRewriter.formBytes and gaveUp for the cuts. */
+  const parseWhole = async (form: Buffer) => {
     memory?.take(form.length);
     const pieces: Buffer[] = [];
     const rewriter = new PartRewriter(partsOptions, (bytes) => pieces.push(bytes));
@@ -383,9 +381,11 @@ export async function parseReport(
     } catch (error) {
       throw refusal(failure ?? error);
     }
-    filtered = rewriter;
-    payloadSize = start.whole.length;
-  } else {
+    return rewriter;
+  };
+
+  /** The body through the stream stages, from what was read of it (`head`) on; returns its size as sent. */
+  const parseStreamed = async (head: Buffer[], rest: Readable | undefined) => {
     const sent = new ByteLimit(limits.maxBodyBytes, () => tooLarge('body'));
     const inflated = new ByteLimit(limits.maxDecompressedBytes, () => tooLarge('decompressed_body'));
     const parts = new PartFilter(partsOptions);
@@ -396,12 +396,9 @@ export async function parseReport(
     });
     clientGone.catch(noop);
 
-    if ('whole' in start) {
-      sent.end(start.whole);
-    } else {
-      for (const chunk of start.head) sent.write(chunk);
-      body.pipe(sent);
-    }
+    for (const chunk of head) sent.write(chunk);
+    if (rest) rest.pipe(sent);
+    else sent.end();
     const stages: NodeJS.ReadWriteStream[] = gzip
       ? [sent, new Coalesce(INFLATE_CHUNK_BYTES / 4), createGunzip({ chunkSize: INFLATE_CHUNK_BYTES }), inflated, parts]
       : [sent, parts];
@@ -409,13 +406,27 @@ export async function parseReport(
       await Promise.race([pipeline([...stages, parser] as unknown as [Readable, NodeJS.WritableStream]), clientGone]);
       await Promise.all(pendingFiles);
     } catch (error) {
-      body.unpipe(sent);
+      rest?.unpipe(sent);
       // A gzip error first: busboy's complaint about the cut-off form is only its consequence.
       if ((error as { code?: string }).code?.startsWith('Z_')) throw malformed('bad_gzip');
       throw refusal(failure ?? error);
     }
-    filtered = parts;
-    payloadSize = sent.bytes;
+    return { parts, payloadSize: sent.bytes };
+  };
+
+  const start = await readBodyStart(body, Math.min(limits.wholeBodyMaxBytes, limits.maxBodyBytes), (bytes) => memory?.take(bytes), gone);
+  let filtered: { notes: string[]; partsKept: number };
+  let payloadSize: number;
+  if ('whole' in start) {
+    const form = await inflateWhole(start.whole, gzip, limits.maxDecompressedBytes);
+    if (form !== undefined) {
+      filtered = await parseWhole(form);
+      payloadSize = start.whole.length;
+    } else {
+      ({ parts: filtered, payloadSize } = await parseStreamed([start.whole], undefined));
+    }
+  } else {
+    ({ parts: filtered, payloadSize } = await parseStreamed(start.head, body));
   }
   if (failure) throw refusal(failure);
 

@@ -196,8 +196,10 @@ export interface SpoolLimits {
  * and checkpointing the WAL both need some free space — a spool that filled its disk to the last
  * byte could not free anything.
  */
-/** How old a free-space measurement may be when a crash is admitted. */
+/** How old a free-space measurement may be when a crash is admitted, far from the reserve… */
 const FREE_SPACE_SAMPLE_MS = 50;
+/** …which is closer than this (beyond the crash and the reserve). */
+const FREE_SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
 
 export class SpoolUsage {
   /** Bytes admitted whose commit has not been confirmed yet. */
@@ -245,7 +247,7 @@ export class SpoolUsage {
       throw new SpoolFull(`spool holds ${this.bytes} bytes; SPOOL_MAX_BYTES is ${this.limits.maxBytes}`, 'SPOOL_FULL', bytes);
     }
     if (this.limits.minFreeBytes > 0) {
-      const free = this.freeBytes(reusableBytes);
+      const free = this.freeBytes(reusableBytes, bytes);
       if (free - bytes < this.limits.minFreeBytes) {
         throw new SpoolFull(`${free} bytes free on the spool file system; SPOOL_MIN_FREE_BYTES is ${this.limits.minFreeBytes}`, 'SQLITE_FULL');
       }
@@ -259,18 +261,22 @@ export class SpoolUsage {
   private admittedSinceSample = 0;
 
   /**
-   * Free space for crashes: measured at most every FREE_SPACE_SAMPLE_MS (a statfs and a query per
-   * crash cost more than the rest of its admission), less what was admitted since. Writes beyond
-   * the crashes' own bytes in that window (WAL frames, a checkpoint) come out of the reserve.
+   * Free space for crashes. A statfs and a query per crash cost more than the rest of its
+   * admission, so far from the reserve a measurement up to FREE_SPACE_SAMPLE_MS old is used, less
+   * twice what was admitted since (a crash is written to the WAL, then copied into the database).
+   * Near the reserve every crash measures again, so a refusal always rests on a fresh measurement.
    */
-  private freeBytes(reusableBytes: () => number): number {
+  private freeBytes(reusableBytes: () => number, bytes: number): number {
     const now = performance.now();
-    if (now - this.freeSample.at >= FREE_SPACE_SAMPLE_MS) {
+    const estimate = this.freeSample.bytes - 2 * this.admittedSinceSample;
+    const near = estimate - bytes - this.limits.minFreeBytes < FREE_SPACE_MARGIN_BYTES;
+    if (near || now - this.freeSample.at >= FREE_SPACE_SAMPLE_MS) {
       const fs = statfsSync(this.limits.dir);
       this.freeSample = { at: now, bytes: fs.bavail * fs.bsize + reusableBytes() };
       this.admittedSinceSample = 0;
+      return this.freeSample.bytes;
     }
-    return this.freeSample.bytes - this.admittedSinceSample;
+    return estimate;
   }
 }
 
