@@ -138,6 +138,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       // every gap would make the next reports wait.
       receiving,
       uploadsWhileReceiving: () => uploadShare.limit,
+      uploadsPaced: () => uploadShare.paced,
       spoolFillingUp: () => usage.bytes > config.spoolMaxBytes / 2,
     },
   );

@@ -39,6 +39,8 @@ const OUTAGE_MIN_SAMPLES = 10;
 const STALE_RETRY_MS = 10 * 60_000;
 /** How soon to look again when uploads are held back while reports are being received. */
 const RECEIVING_RECHECK_MS = 100;
+/** While uploads are paced for receiving (DrainerLoad.uploadsPaced): one start per this long. */
+const PACED_START_MS = 100;
 /**
  * Longest pause between probes of a storage that is down. One upload every 5 s costs the storage
  * nothing, and the backlog starts moving within 5 s of its return (with the retry maximum's 60 s,
@@ -55,6 +57,8 @@ export interface DrainerLoad {
   receiving(): boolean;
   /** Uploads allowed while receiving (upload-share.ts); `concurrencyWhileReceiving` when absent. */
   uploadsWhileReceiving?(): number;
+  /** True when uploads while receiving should also start at most one per PACED_START_MS. */
+  uploadsPaced?(): boolean;
   /** True when the spool holds so much that draining must not wait for receiving to stop. */
   spoolFillingUp(): boolean;
 }
@@ -84,6 +88,7 @@ export class Drainer {
   private readonly confirmed = new Map<number, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
+  private lastPacedStartAt = 0;
   private stopped = false;
   private emptyWaiters: (() => void)[] = [];
   /** Crashes uploaded and removed since start. */
@@ -146,13 +151,16 @@ export class Drainer {
    */
   get concurrencyLimit(): number {
     if (this.consecutiveFailures > 0) return 1;
-    const wanted =
-      this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue()
-        ? Math.min(this.options.concurrency, this.load.uploadsWhileReceiving?.() ?? this.options.concurrencyWhileReceiving)
-        : this.options.concurrency;
+    const wanted = this.heldForReceiving()
+      ? Math.min(this.options.concurrency, this.load.uploadsWhileReceiving?.() ?? this.options.concurrencyWhileReceiving)
+      : this.options.concurrency;
     if (this.recentOutcomes.length < OUTAGE_MIN_SAMPLES) return wanted;
     const scaled = Math.max(2, Math.ceil(this.options.concurrency * (1 - this.recentFailureRatio) * 4));
     return Math.min(wanted, scaled);
+  }
+
+  private heldForReceiving(): boolean {
+    return this.load.receiving() && !this.load.spoolFillingUp() && !this.backlogOverdue();
   }
 
   private backlogOverdue(): boolean {
@@ -211,7 +219,17 @@ export class Drainer {
       return;
     }
     const limit = this.concurrencyLimit;
-    const slots = limit - this.inflight.size;
+    let slots = limit - this.inflight.size;
+    const paced = slots > 0 && this.consecutiveFailures === 0 && (this.load.uploadsPaced?.() ?? false) && this.heldForReceiving();
+    if (paced) {
+      const nextStartAt = this.lastPacedStartAt + PACED_START_MS;
+      if (now < nextStartAt) {
+        this.schedule(nextStartAt);
+        return;
+      }
+      slots = 1;
+      this.lastPacedStartAt = now;
+    }
     if (slots > 0) {
       let due: SpooledCrash[];
       try {

@@ -36,12 +36,29 @@ export class UploadShare {
   /** One tick's event-loop utilization and busy share of the machine's cores (0..1 each). */
   observe(utilization: number, machineBusy = 0): void {
     const { min, max, roomBelow, busyAbove, machineRoomBelow, machineBusyAbove } = this.options;
-    if (utilization > busyAbove || machineBusy > machineBusyAbove) this.current = Math.max(min, Math.floor(this.current / 2));
-    else if (utilization < roomBelow && machineBusy < machineRoomBelow) this.current = Math.min(max, this.current + 1);
+    if (utilization > busyAbove || machineBusy > machineBusyAbove) {
+      this.busyAtMinimum = this.current === min;
+      this.current = Math.max(min, Math.floor(this.current / 2));
+    } else if (utilization < roomBelow && machineBusy < machineRoomBelow) {
+      this.busyAtMinimum = false;
+      this.current = Math.min(max, this.current + 1);
+    }
   }
+
+  /**
+   * Still busy with the fewest uploads in flight: a limit on uploads in flight does not bound
+   * their rate (against nearby storage one upload ends in milliseconds and the next begins), so
+   * the drainer then also spaces the starts out.
+   */
+  get paced(): boolean {
+    return this.busyAtMinimum;
+  }
+
+  private busyAtMinimum = false;
 
   /** Receiving starts after a pause: begin from the minimum, not from what an earlier burst left. */
   reset(): void {
     this.current = this.options.min;
+    this.busyAtMinimum = false;
   }
 }

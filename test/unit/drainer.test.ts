@@ -38,6 +38,26 @@ class CountingStorage implements CrashStorage {
   destroy(): void {}
 }
 
+/** Answers in 1 ms; records when each crash's first object arrived. */
+class StartTimes implements CrashStorage {
+  readonly description = 'start-time fake';
+  readonly starts: number[] = [];
+  private readonly seen = new Set<string>();
+
+  async put(key: string): Promise<void> {
+    const crashId = key.split('/').pop()!;
+    if (!this.seen.has(crashId)) {
+      this.seen.add(crashId);
+      this.starts.push(performance.now());
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+
+  async checkReachable(): Promise<void> {}
+
+  destroy(): void {}
+}
+
 /** A temp spool holding 24 crashes received `receivedAgoMs` ago, and a drainer on it. */
 async function withDrainer<T>(
   storage: CrashStorage,
@@ -119,6 +139,18 @@ test('drainer: no more spooled bytes uploading at once than DRAIN_INFLIGHT_MAX_B
 
 test('drainer: one crash at a time while reports are being received', async () => {
   assert.equal(await drainWith({ receiving: () => true, spoolFillingUp: () => false }), 1);
+});
+
+test('drainer: paced while receiving (busy at the fewest uploads): one start per 100 ms, however fast storage answers', async () => {
+  const storage = new StartTimes();
+  const paced = { receiving: () => true, uploadsWhileReceiving: () => 1, uploadsPaced: () => true, spoolFillingUp: () => false };
+  await withDrainer(storage, paced, 0, { baseMs: 10, maxMs: 10 }, async () => {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  });
+  // Storage answers in 1 ms: unpaced, one at a time would start ~24 crashes in a second.
+  assert.ok(storage.starts.length >= 8 && storage.starts.length <= 11, `${storage.starts.length} crashes started in 1 s`);
+  const gaps = storage.starts.slice(1).map((at, index) => at - storage.starts[index]!);
+  assert.ok(Math.min(...gaps) >= 95, `starts ${gaps.join(', ')} ms apart`);
 });
 
 test('drainer: full concurrency while receiving once the spool is filling up', async () => {

@@ -55,3 +55,19 @@ test('upload share: reset goes back to the minimum (receiving begins again after
   s.reset();
   assert.equal(s.limit, 1);
 });
+
+test('upload share: paced while the loop stays busy at the minimum; no longer once it has room', () => {
+  const s = share();
+  s.observe(0.9);
+  assert.equal(s.paced, true, 'busy at the minimum');
+  s.observe(0.7);
+  assert.equal(s.paced, true, 'between the thresholds: held');
+  s.observe(0.3);
+  assert.equal([s.paced, s.limit].join(), 'false,2');
+  s.observe(0.9);
+  assert.equal([s.paced, s.limit].join(), 'false,1', 'halved to the minimum: not paced yet');
+  s.observe(0.9);
+  assert.equal(s.paced, true);
+  s.reset();
+  assert.equal(s.paced, false);
+});
