@@ -163,7 +163,7 @@ export const settings = {
   drainConcurrencyWhileReceiving: setting(
     'DRAIN_CONCURRENCY_WHILE_RECEIVING',
     '1',
-    'Fewest crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. From there the drainer adds one upload every 250 ms while the event loop is busy less than 60% of the time and the machine cores less than 75%, and halves when the loop is busy over 85% or the cores over 90%, up to `DRAIN_CONCURRENCY`. All of `DRAIN_CONCURRENCY` is used while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
+    'Fewest crashes uploaded at the same time while reports are being received (or were in the last second): acks come first, the spool is the buffer. From there the drainer adds one upload every 250 ms while the event loop is busy less than 60% of the time and the machine cores less than 75%, and halves when the loop is busy over 85% or the cores over 90%, up to `DRAIN_CONCURRENCY`; still busy at this minimum, uploads also start at most one per 100 ms. All of `DRAIN_CONCURRENCY` is used while the oldest crash due for upload is older than `DRAIN_YIELD_MAX_SECONDS` or the spool holds more than half of `SPOOL_MAX_BYTES`.',
     integer(1, 256),
   ),
   drainYieldMaxSeconds: setting(
