@@ -24,6 +24,7 @@ export const UPLOAD_SHARE_DEFAULTS = { roomBelow: 0.6, busyAbove: 0.85, machineR
 
 export class UploadShare {
   private current: number;
+  private busyAtMinimum = false;
 
   constructor(private readonly options: UploadShareOptions) {
     this.current = options.min;
@@ -53,8 +54,6 @@ export class UploadShare {
   get paced(): boolean {
     return this.busyAtMinimum;
   }
-
-  private busyAtMinimum = false;
 
   /** Receiving starts after a pause: begin from the minimum, not from what an earlier burst left. */
   reset(): void {

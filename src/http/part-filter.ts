@@ -60,7 +60,22 @@ export class PartRewriter {
   private virtualBytes = CRLF.length;
   private started = false;
   private wholeBody = false;
-  private changedBytes = false;
+  private outputBytes = 0;
+  /** False while every byte went out as it came in: the output is then the body itself. */
+  changed = false;
+  /**
+   * Bytes of output up to the end of the first closing boundary line ("--boundary--"), or
+   * undefined. busboy ignores what follows it, but only from its next write on: within the write
+   * that closed the form it goes on reading parts, and one left open hangs it forever. So a
+   * caller that writes more than one piece at once must cut the output here.
+   */
+  formBytes: number | undefined;
+  /**
+   * True once a header block could not be read (cut by a boundary, or too long) and the rest went
+   * through as it came: then only the stream's own cuts (one write per piece of output) are
+   * known to make busboy read it as it reads the stream.
+   */
+  gaveUp = false;
   /** Set once MAX_PARTS is crossed; what follows is still filtered, and the caller fails the form. */
   failure: Error | undefined;
 
@@ -109,26 +124,6 @@ export class PartRewriter {
       at = found + this.boundaryLine.length;
     }
     if (at < body.length) this.onData(body.subarray(at));
-  }
-
-  /**
-   * Bytes of output up to the end of the first closing boundary line ("--boundary--"), or
-   * undefined. busboy ignores what follows it, but only from its next write on: within the write
-   * that closed the form it goes on reading parts, and one left open hangs it forever. So a
-   * caller that writes more than one piece at once must cut the output here.
-   */
-  formBytes: number | undefined;
-  private outputBytes = 0;
-  /**
-   * True once a header block could not be read (cut by a boundary, or too long) and the rest went
-   * through as it came: then only the stream's own cuts (one write per piece of output) are
-   * known to make busboy read it as it reads the stream.
-   */
-  gaveUp = false;
-
-  /** False while every byte went out as it came in: the output is then the body itself. */
-  get changed(): boolean {
-    return this.changedBytes;
   }
 
   end(): void {
@@ -253,7 +248,7 @@ export class PartRewriter {
     const held = Buffer.concat(this.header, this.headerBytes);
     const block = held.subarray(0, blockEnd).toString('latin1');
     const rewritten = this.rewrite(block);
-    if (rewritten !== block) this.changedBytes = true;
+    if (rewritten !== block) this.changed = true;
     if (rewritten === undefined) {
       this.mode = 'dropping';
     } else {

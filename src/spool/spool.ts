@@ -189,6 +189,11 @@ export interface SpoolLimits {
   minFreeBytes: number;
 }
 
+/** How old a free-space measurement may be when a crash is admitted, far from the reserve… */
+const FREE_SPACE_SAMPLE_MS = 50;
+/** …which is closer than this (beyond the crash and the reserve). */
+const FREE_SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
+
 /**
  * The bytes of all spooled crashes (and of those being committed), shared by the writer, which
  * adds, and the drainer, which subtracts; read from the spool once at start. Also keeps the
@@ -196,16 +201,14 @@ export interface SpoolLimits {
  * and checkpointing the WAL both need some free space — a spool that filled its disk to the last
  * byte could not free anything.
  */
-/** How old a free-space measurement may be when a crash is admitted, far from the reserve… */
-const FREE_SPACE_SAMPLE_MS = 50;
-/** …which is closer than this (beyond the crash and the reserve). */
-const FREE_SPACE_MARGIN_BYTES = 64 * 1024 * 1024;
-
 export class SpoolUsage {
   /** Bytes admitted whose commit has not been confirmed yet. */
   private uncommitted = 0;
   /** Bytes of crashes whose delete has been sent but not confirmed yet. */
   private removing = 0;
+  /** The last free-space measurement (statfs and free pages), and crash bytes admitted since. */
+  private freeSample = { at: Number.NEGATIVE_INFINITY, bytes: 0 };
+  private admittedSinceSample = 0;
 
   constructor(
     public bytes: number,
@@ -256,9 +259,6 @@ export class SpoolUsage {
     this.bytes += bytes;
     this.uncommitted += bytes;
   }
-
-  private freeSample = { at: Number.NEGATIVE_INFINITY, bytes: 0 };
-  private admittedSinceSample = 0;
 
   /**
    * Free space for crashes. A statfs and a query per crash cost more than the rest of its
