@@ -9,6 +9,8 @@ export interface Dump {
   data: Buffer;
   /** The part's filename as sent, when known (Crashpad: `<report-uuid>.dmp`); not stored. */
   filename?: string;
+  /** Where `data` starts in the inflated body, when the report came gzipped and was read whole. */
+  offset?: number;
 }
 
 /** Annotations exactly as the client sent them (JSON `extra` values may be non-strings). */
@@ -24,6 +26,11 @@ export interface ParsedReport {
   compressed: boolean;
   /** Bytes of the body as sent (before gunzip). */
   payloadSize: number;
+  /**
+   * The gzipped body as sent, when it was read whole and every dump's `offset` is known: the spool
+   * can keep this instead of the (several times larger) dumps, and cut them out when uploading.
+   */
+  sentGzip?: Buffer;
 }
 
 export interface RawCrashMetadata {
@@ -51,6 +58,8 @@ export interface Crash {
   receivedAt: number;
   rawCrash: RawCrash;
   dumps: Dump[];
+  /** ParsedReport.sentGzip, when nothing was removed from the annotations before storage. */
+  sentGzip?: Buffer;
 }
 
 export function crashBytes(crash: Pick<Crash, 'dumps'>, rawCrashJson: string): number {

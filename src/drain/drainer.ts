@@ -327,7 +327,7 @@ export class Drainer {
     let confirmed = this.confirmed.get(crash.seq);
     if (!confirmed) this.confirmed.set(crash.seq, (confirmed = new Set()));
     try {
-      await uploadCrash(this.requests, crash, this.spool.dumps(crash.seq), confirmed);
+      await uploadCrash(this.requests, crash, await this.spool.dumps(crash.seq), confirmed);
       if (this.stopped) return;
       try {
         await this.writer.remove(crash);

@@ -114,10 +114,12 @@ export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport,
   const crashId = marks.crashId ?? newCrashId(receivedAt, marks.digit);
   const annotations: Annotations = Object.assign(Object.create(null), annotated.annotations);
   const notes = [...annotated.notes];
+  let removedAny = false;
   for (const key of received.removeKeys) {
     if (Object.hasOwn(annotations, key)) {
       delete annotations[key];
       notes.push(`Removed ${key} from raw crash.`);
+      removedAny = true;
     }
   }
 
@@ -143,5 +145,7 @@ export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport,
       ...(marks.uploadToken === undefined ? {} : { upload_token: marks.uploadToken }),
     },
   };
-  return { crashId, receivedAt: receivedAt.getTime(), rawCrash, dumps: report.dumps };
+  // The body as sent still holds what was removed: then the spool keeps only what it uploads.
+  const keepSent = report.sentGzip !== undefined && !removedAny;
+  return { crashId, receivedAt: receivedAt.getTime(), rawCrash, dumps: report.dumps, ...(keepSent ? { sentGzip: report.sentGzip } : {}) };
 }

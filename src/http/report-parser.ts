@@ -196,6 +196,8 @@ export async function parseReport(
   let totalDumpBytes = 0;
   let failure: Error | undefined;
   const pendingFiles = new Set<Promise<void>>();
+  /** The inflated form of a gzipped body read whole: a dump that busboy handed over as its bytes is located in it. */
+  let locateIn: Buffer | undefined;
 
   const partsOptions = { boundary, maxParts: limits.maxParts, onTooManyParts: () => tooLarge('parts') };
   let parser: busboy.Busboy;
@@ -304,6 +306,9 @@ export async function parseReport(
     }
     const chunks: Buffer[] = [];
     let size = 0;
+    // Where the dump starts in `locateIn`, while every chunk is the next piece of it.
+    let start: number | undefined;
+    let located = locateIn !== undefined;
     const asJson = isJsonExtra(name, info.mimeType);
     const seq = ++partSeq;
     const dumpName = asJson ? name : sanitizeDumpName(name);
@@ -323,6 +328,11 @@ export async function parseReport(
         guarded((chunk: Buffer) => {
           if (failure) return;
           memory?.take(chunk.length);
+          if (located) {
+            const at = offsetWithin(locateIn!, chunk);
+            if (at === undefined || (start !== undefined && at !== start + size)) located = false;
+            else start ??= at;
+          }
           size += chunk.length;
           if (asJson && size > limits.maxAnnotationBytes) throw tooLarge('annotation_value');
           if (!asJson) {
@@ -344,9 +354,15 @@ export async function parseReport(
           if (asJson) {
             addJsonExtra(seq, Buffer.concat(chunks).toString('utf8'));
           } else {
-            // Joining the chunks briefly holds the dump twice.
-            memory?.take(size);
-            const dump: Dump = { name: dumpName, data: Buffer.concat(chunks, size) };
+            let dump: Dump;
+            if (located) {
+              const offset = start ?? 0;
+              dump = { name: dumpName, data: locateIn!.subarray(offset, offset + size), offset };
+            } else {
+              // Joining the chunks briefly holds the dump twice.
+              memory?.take(size);
+              dump = { name: dumpName, data: Buffer.concat(chunks, size) };
+            }
             if (info.filename !== undefined) dump.filename = info.filename;
             dumps.set(dumpName, dump);
           }
@@ -417,9 +433,14 @@ export async function parseReport(
   const start = await readBodyStart(body, Math.min(limits.wholeBodyMaxBytes, limits.maxBodyBytes), (bytes) => memory?.take(bytes), gone);
   let filtered: { notes: string[]; partsKept: number };
   let payloadSize: number;
+  let sentGzip: Buffer | undefined;
   if ('whole' in start) {
     const form = await inflateWhole(start.whole, gzip, limits.maxDecompressedBytes);
     if (form !== undefined) {
+      if (gzip) {
+        locateIn = form;
+        sentGzip = start.whole;
+      }
       filtered = await parseWhole(form);
       payloadSize = start.whole.length;
     } else {
@@ -440,14 +461,23 @@ export async function parseReport(
   }
   if (Object.keys(annotations).length === 0) throw malformed('no_annotations');
   if (jsonExtra && formFields.length > 0) notes.push('includes annotations in both json-encoded extra and formdata parts');
+  const kept = [...dumps.values()];
   return {
     annotations,
-    dumps: [...dumps.values()],
+    dumps: kept,
     notes: [...filtered.notes, ...notes],
     payload: jsonExtra ? 'json' : 'multipart',
     compressed: gzip,
     payloadSize,
+    ...(sentGzip && kept.every((dump) => dump.offset !== undefined) ? { sentGzip } : {}),
   };
+}
+
+/** Where `chunk` lies in `form`, if it is a view of form's own bytes (not a copy). */
+function offsetWithin(form: Buffer, chunk: Buffer): number | undefined {
+  if (chunk.buffer !== form.buffer) return undefined;
+  const at = chunk.byteOffset - form.byteOffset;
+  return at >= 0 && at + chunk.length <= form.length ? at : undefined;
 }
 
 /**

@@ -22,7 +22,17 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkIntegrity, crashListing, SCHEMA_VERSION, SPOOL_FILE, type CrashRow, type CrashState, type SpooledCrash } from '../spool/spool.js';
+import {
+  checkIntegrity,
+  crashListing,
+  SCHEMA_VERSION,
+  SPOOL_FILE,
+  StoredDumps,
+  upgradeSchema,
+  type CrashRow,
+  type CrashState,
+  type SpooledCrash,
+} from '../spool/spool.js';
 
 /** The spool cannot be used: missing, damaged, busy, or of another schema version. */
 export class SpoolUnusable extends Error {}
@@ -87,12 +97,14 @@ function connect(file: string, readonly: boolean): Database.Database {
     if (version === 0) {
       throw new SpoolUnusable(`${file} is not a crashspool spool (an empty or foreign SQLite database: schema version 0)`);
     }
-    if (version !== SCHEMA_VERSION) {
+    if (version !== SCHEMA_VERSION && version !== 1) {
       throw new SpoolUnusable(
-        `spool ${file} has schema version ${version}; this spool-inspect reads version ${SCHEMA_VERSION}. ` +
+        `spool ${file} has schema version ${version}; this spool-inspect reads versions 1 to ${SCHEMA_VERSION}. ` +
           'Use the spool-inspect of the collector version that wrote it',
       );
     }
+    // Version 1 is read as it is, and upgraded in place before any change.
+    if (version === 1 && !readonly) upgradeSchema(db);
   } catch (error) {
     db.close();
     throw error;
@@ -344,7 +356,7 @@ function toSpooled(row: CrashRow): SpooledCrash {
 }
 
 function readDumps(db: Database.Database, seq: number): { name: string; data: Buffer }[] {
-  return db.prepare('SELECT name, data FROM dumps WHERE seq = ? ORDER BY id').all(seq) as { name: string; data: Buffer }[];
+  return new StoredDumps(db).readSync(seq);
 }
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -483,6 +495,7 @@ function purgeOne(db: Database.Database, crashId: string, onlyDead: boolean): Pu
         .get(crashId) as CrashRow | undefined;
       if (!row || (onlyDead && row.state !== 'dead')) return undefined;
       db.prepare('DELETE FROM dumps WHERE seq = ?').run(row.seq);
+      db.prepare('DELETE FROM bodies WHERE seq = ?').run(row.seq);
       db.prepare('DELETE FROM crashes WHERE seq = ?').run(row.seq);
       return toPurged(row);
     })

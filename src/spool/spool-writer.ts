@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Crash } from '../crash.js';
 import { crashBytes } from '../crash.js';
-import { SpoolFull, type DedupKey, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
+import { SpoolFull, type DedupKey, type DumpToStore, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
 import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
 import type { CheckpointerData, CheckpointerMessage, CheckpointerRequest } from './spool-checkpointer-thread.js';
 
@@ -34,8 +34,9 @@ export interface CheckpointPolicy {
 
 /** What was committed since the last checkpoint. */
 export interface CheckpointWindow {
-  /** As the policy counts it: crash bytes, and REMOVE_WAL_BYTES per remove. */
+  /** As the policy counts it: crash bytes as stored, and REMOVE_WAL_BYTES per remove. */
   walBytes: number;
+  /** Sizes of the crashes appended and removed (as uploaded): whether freed pages are being reused. */
   appendedBytes: number;
   removedBytes: number;
 }
@@ -44,7 +45,7 @@ export interface CheckpointWindow {
 export function checkpointDue(window: CheckpointWindow, everyBytes: number): boolean {
   if (window.walBytes >= everyBytes) return true;
   const reusing = 2 * window.removedBytes >= window.appendedBytes;
-  return !reusing && window.appendedBytes >= Math.min(NOT_REUSING_CHECKPOINT_BYTES, everyBytes);
+  return !reusing && window.walBytes >= Math.min(NOT_REUSING_CHECKPOINT_BYTES, everyBytes);
 }
 
 export class SpoolWriteError extends Error {
@@ -56,17 +57,39 @@ export class SpoolWriteError extends Error {
   }
 }
 
+const ownsItsMemory = (data: Buffer): boolean =>
+  data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+
+/** What of a crash goes to the writer thread, and the memory it may take over instead of copying. */
+interface CrashToStore {
+  dumps: DumpToStore[];
+  sentGzip?: Buffer;
+  /** Bytes of dumps or body: what goes into the spool file besides the raw crash. */
+  storedBytes: number;
+  transfer: ArrayBuffer[];
+}
+
 /**
- * Dump memory the writer thread may take over instead of copying: a dump that alone fills its
- * ArrayBuffer (not a slice of Node's shared small-buffer pool). After `append`, those dumps are
- * empty on this side.
+ * The gzipped body as sent, with the dumps as places in it, when that is smaller than the dumps
+ * (Crashpad's ~200 KB reports gzip to about a fifth, and every byte spooled is written twice);
+ * else the dumps. Memory that a buffer alone fills (not a slice of Node's shared pools or of a
+ * socket read) is handed over to the writer thread: after `append` it is empty on this side.
  */
-function ownedBuffers(crash: Crash): ArrayBuffer[] {
-  const owned = new Set<ArrayBuffer>();
-  for (const { data } of crash.dumps) {
-    if (data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) owned.add(data.buffer);
+function crashToStore(crash: Crash): CrashToStore {
+  const dumpBytes = crash.dumps.reduce((sum, dump) => sum + dump.data.length, 0);
+  const sent = crash.sentGzip;
+  if (sent && sent.length < dumpBytes && crash.dumps.every((dump) => dump.offset !== undefined)) {
+    const body = ownsItsMemory(sent) ? sent : Buffer.from(sent.buffer.slice(sent.byteOffset, sent.byteOffset + sent.length));
+    return {
+      dumps: crash.dumps.map((dump) => ({ name: dump.name, offset: dump.offset!, length: dump.data.length })),
+      sentGzip: body,
+      storedBytes: body.length,
+      transfer: [body.buffer as ArrayBuffer],
+    };
   }
-  return [...owned];
+  const owned = new Set<ArrayBuffer>();
+  for (const { data } of crash.dumps) if (ownsItsMemory(data)) owned.add(data.buffer as ArrayBuffer);
+  return { dumps: crash.dumps.map(({ name, data }) => ({ name, data })), storedBytes: dumpBytes, transfer: [...owned] };
 }
 
 export class SpoolWriter {
@@ -184,7 +207,10 @@ export class SpoolWriter {
    */
   async append(crash: Crash, dedup?: DedupKey): Promise<{ duplicateOf?: string }> {
     const rawCrashJson = JSON.stringify(crash.rawCrash);
+    // A crash counts at its size as uploaded, however it is kept: SPOOL_MAX_BYTES and
+    // DRAIN_INFLIGHT_MAX_BYTES bound what the crashes are, not what they take on disk.
     const bytes = crashBytes(crash, rawCrashJson);
+    const stored = crashToStore(crash);
     try {
       this.usage.admit(bytes, this.reusableBytes);
     } catch (error) {
@@ -198,12 +224,13 @@ export class SpoolWriter {
       rawCrashJson,
       dumpNamesJson: JSON.stringify(crash.dumps.map((dump) => dump.name)),
       bytes,
-      dumps: crash.dumps,
+      dumps: stored.dumps,
+      ...(stored.sentGzip ? { sentGzip: stored.sentGzip } : {}),
       ...(dedup ? { dedup } : {}),
     };
     let result: WriteResult;
     try {
-      result = await this.send(op, ownedBuffers(crash));
+      result = await this.send(op, stored.transfer);
     } catch (error) {
       this.usage.appendSettled(bytes, false);
       this.lastFailure = { at: Date.now(), error: error as Error };
@@ -211,7 +238,7 @@ export class SpoolWriter {
     }
     const duplicateOf = result && 'duplicateOf' in result ? result.duplicateOf : undefined;
     this.usage.appendSettled(bytes, duplicateOf === undefined);
-    if (duplicateOf === undefined) this.committed(bytes, bytes, 0);
+    if (duplicateOf === undefined) this.committed(stored.storedBytes + Buffer.byteLength(rawCrashJson), bytes, 0);
     this.lastFailure = undefined;
     return duplicateOf === undefined ? {} : { duplicateOf };
   }

@@ -18,10 +18,15 @@ import { DedupIndex, DEDUP_LOG_TABLE } from './dedup-index.js';
 import { existsSync, statfsSync } from 'node:fs';
 import { mkdirDurableSync } from '../durable-fs.js';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip, gunzipSync } from 'node:zlib';
 import type { Dump } from '../crash.js';
 
+const gunzipInPool = promisify(gunzip);
+
 export const SPOOL_FILE = 'spool.db';
-export const SCHEMA_VERSION = 1;
+/** 2: a crash may keep its gzipped body as sent (`bodies`) and its dumps as places in it. */
+export const SCHEMA_VERSION = 2;
 /**
  * Automatic checkpoint of connections other than the collector's writer (spool-inspect's small
  * writes): 8 MiB of 64 KiB pages, 512 KiB of 4 KiB ones.
@@ -92,6 +97,17 @@ const SCHEMA = `
   CREATE INDEX dumps_by_crash ON dumps (seq);
 `;
 
+/**
+ * Version 2: a dump with a `body_offset` has no bytes of its own (`data` is empty); it is the
+ * `body_length` bytes at that offset of the crash's body in `bodies`, once inflated.
+ */
+const UPGRADE_TO_2 = `
+  ALTER TABLE dumps ADD COLUMN body_offset INTEGER;
+  ALTER TABLE dumps ADD COLUMN body_length INTEGER;
+  CREATE TABLE bodies (seq INTEGER PRIMARY KEY, gzip BLOB NOT NULL);
+  PRAGMA user_version = 2;
+`;
+
 /** Added after the first spools were written; created when missing. */
 const META_TABLE = 'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)';
 
@@ -139,12 +155,15 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
     db.pragma('journal_size_limit = 16777216');
     db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
-    const version = db.pragma('user_version', { simple: true }) as number;
+    let version = db.pragma('user_version', { simple: true }) as number;
     if (version === 0 && !options.readonly) {
-      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
-      db.exec(META_TABLE);
-      db.exec(DEDUP_LOG_TABLE);
-    } else if (version === SCHEMA_VERSION && !options.readonly) {
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} ${UPGRADE_TO_2} COMMIT;`);
+      version = SCHEMA_VERSION;
+    } else if (version === 1 && !options.readonly) {
+      upgradeSchema(db);
+      version = SCHEMA_VERSION;
+    }
+    if (version === SCHEMA_VERSION && !options.readonly) {
       db.exec(META_TABLE);
       db.exec(DEDUP_LOG_TABLE);
     } else if (version !== SCHEMA_VERSION) {
@@ -162,6 +181,13 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     );
   }
   return db;
+}
+
+/** Brings a version 1 spool to version 2 in place (a spool another connection upgraded meanwhile is left as it is). */
+export function upgradeSchema(db: Database.Database): void {
+  db.transaction(() => {
+    if (db.pragma('user_version', { simple: true }) === 1) db.exec(UPGRADE_TO_2);
+  }).immediate();
 }
 
 /** Verifies the spool's structure; returns SQLite's findings, or ['ok']. */
@@ -280,8 +306,13 @@ export class SpoolUsage {
   }
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
 /** Bytes that crossed a thread boundary arrive as a Uint8Array; SQLite binds Buffers. */
 const asBuffer = (data: Uint8Array) => (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+
+/** A dump as the writer thread gets it: its bytes, or where it lies in the crash's inflated body. */
+export type DumpToStore = { name: string; data: Uint8Array } | { name: string; offset: number; length: number };
 
 /** One write to the spool; the spool writer thread applies them in batches (spool-writer.ts). */
 export type WriteOp =
@@ -292,7 +323,9 @@ export type WriteOp =
       rawCrashJson: string;
       dumpNamesJson: string;
       bytes: number;
-      dumps: { name: string; data: Uint8Array }[];
+      dumps: DumpToStore[];
+      /** The body as sent, when dumps are places in it. */
+      sentGzip?: Uint8Array;
       dedup?: DedupKey;
     }
   | { kind: 'remove'; seq: number }
@@ -333,8 +366,10 @@ function withNote(rawCrashJson: string, note: string): string {
 export class SpoolStore {
   private readonly insertCrash: Database.Statement;
   private readonly insertDump: Database.Statement;
+  private readonly insertBody: Database.Statement;
   private readonly deleteCrash: Database.Statement;
   private readonly deleteDumps: Database.Statement;
+  private readonly deleteBody: Database.Statement;
   private readonly failure: Database.Statement;
   private readonly probe: Database.Statement;
   private readonly dedup: DedupIndex;
@@ -346,9 +381,11 @@ export class SpoolStore {
     this.insertCrash = db.prepare(
       'INSERT INTO crashes (crash_id, received_at, raw_crash, dump_names, bytes) VALUES (?, ?, ?, ?, ?) ON CONFLICT (crash_id) DO NOTHING',
     );
-    this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data) VALUES (?, ?, ?)');
+    this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data, body_offset, body_length) VALUES (?, ?, ?, ?, ?)');
+    this.insertBody = db.prepare('INSERT INTO bodies (seq, gzip) VALUES (?, ?)');
     this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ?');
     this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
+    this.deleteBody = db.prepare('DELETE FROM bodies WHERE seq = ?');
     this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?');
     this.probe = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`);
     this.dedup = new DedupIndex(db);
@@ -378,6 +415,7 @@ export class SpoolStore {
       case 'remove':
         // I2: only for a crash whose every object storage has confirmed.
         this.deleteDumps.run(op.seq);
+        this.deleteBody.run(op.seq);
         this.deleteCrash.run(op.seq);
         return;
       case 'failure':
@@ -413,7 +451,11 @@ export class SpoolStore {
     }
     const { changes, lastInsertRowid } = this.insertCrash.run(op.crashId, op.receivedAt, rawCrashJson, op.dumpNamesJson, op.bytes);
     if (changes === 0) return { duplicateOf: op.crashId };
-    for (const dump of op.dumps) this.insertDump.run(lastInsertRowid, dump.name, asBuffer(dump.data));
+    if (op.sentGzip) this.insertBody.run(lastInsertRowid, asBuffer(op.sentGzip));
+    for (const dump of op.dumps) {
+      if ('data' in dump) this.insertDump.run(lastInsertRowid, dump.name, asBuffer(dump.data), null, null);
+      else this.insertDump.run(lastInsertRowid, dump.name, NO_BYTES, dump.offset, dump.length);
+    }
     if (op.dedup) this.dedup.add(op.dedup.identity, { content: op.dedup.content, crashId: op.crashId, createdAt: op.receivedAt });
     return undefined;
   }
@@ -439,7 +481,7 @@ export const DUE_SQL = `SELECT * FROM crashes WHERE state = 'pending' AND +next_
 /** Reads spooled crashes: the drainer's view. Reads never wait for the writer (WAL). */
 export class SpoolReader {
   private readonly dueStatement: Database.Statement;
-  private readonly dumpsStatement: Database.Statement;
+  private readonly dumpRows: StoredDumps;
   private readonly freePagesStatement: Database.Statement;
   private readonly oldestDueStatement: Database.Statement;
   private readonly pageSize: number;
@@ -452,7 +494,7 @@ export class SpoolReader {
     ).pluck();
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.dueStatement = db.prepare(DUE_SQL);
-    this.dumpsStatement = db.prepare('SELECT name, data FROM dumps WHERE seq = ? ORDER BY id');
+    this.dumpRows = new StoredDumps(db);
   }
 
   /**
@@ -480,8 +522,10 @@ export class SpoolReader {
     return row.at ?? undefined;
   }
 
-  dumps(seq: number): Dump[] {
-    return this.dumpsStatement.all(seq) as Dump[];
+  /** The crash's dumps as uploaded; a body kept as sent is inflated off the event loop. */
+  async dumps(seq: number): Promise<Dump[]> {
+    const { rows, sentGzip } = this.dumpRows.read(seq);
+    return dumpsOf(rows, sentGzip && (await gunzipInPool(sentGzip)));
   }
 
   /** Free pages inside the database file: space new crashes fill before the file grows. */
@@ -501,6 +545,56 @@ export class SpoolReader {
       .get() as { pending: number; dead: number; bytes: number; oldest: number | null; oldest_dead: number | null };
     return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestPendingAt: row.oldest, oldestDeadAt: row.oldest_dead };
   }
+}
+
+interface DumpRow {
+  name: string;
+  data: Buffer;
+  offset: number | null;
+  length: number | null;
+}
+
+/** A crash's dump rows, and its body as sent when any dump is a place in it: one read transaction. */
+export class StoredDumps {
+  private readonly rowsStatement: Database.Statement;
+  private readonly bodyStatement: Database.Statement | undefined;
+  private readonly readBoth: (seq: number) => { rows: DumpRow[]; sentGzip: Buffer | undefined };
+
+  constructor(db: Database.Database) {
+    // spool-inspect may read a version 1 spool without upgrading it: no body there.
+    const withBodies = (db.pragma('user_version', { simple: true }) as number) >= 2;
+    this.rowsStatement = db.prepare(
+      withBodies
+        ? 'SELECT name, data, body_offset AS offset, body_length AS length FROM dumps WHERE seq = ? ORDER BY id'
+        : 'SELECT name, data, NULL AS offset, NULL AS length FROM dumps WHERE seq = ? ORDER BY id',
+    );
+    this.bodyStatement = withBodies ? db.prepare('SELECT gzip FROM bodies WHERE seq = ?').pluck() : undefined;
+    this.readBoth = db.transaction((seq: number) => {
+      const rows = this.rowsStatement.all(seq) as DumpRow[];
+      const cut = rows.some((row) => row.offset !== null);
+      return { rows, sentGzip: cut ? (this.bodyStatement?.get(seq) as Buffer | undefined) : undefined };
+    });
+  }
+
+  read(seq: number): { rows: DumpRow[]; sentGzip: Buffer | undefined } {
+    return this.readBoth(seq);
+  }
+
+  /** The dumps as uploaded, inflating a body kept as sent on this thread (for the ops tools). */
+  readSync(seq: number): Dump[] {
+    const { rows, sentGzip } = this.read(seq);
+    return dumpsOf(rows, sentGzip && gunzipSync(sentGzip));
+  }
+}
+
+/** The dumps of rows: their own bytes, or cut from the crash's inflated body. */
+function dumpsOf(rows: DumpRow[], inflated: Buffer | undefined): Dump[] {
+  return rows.map(({ name, data, offset, length }) => {
+    if (offset === null) return { name, data };
+    const end = offset + (length ?? 0);
+    if (!inflated || end > inflated.length) throw new SpoolError(`dump ${name} lies outside the body stored with its crash`);
+    return { name, data: inflated.subarray(offset, end) };
+  });
 }
 
 /** Checkpoints the WAL into the main file and closes; the next open then starts from a clean file. */

@@ -5,6 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { CollectorProcess, MAIN, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
@@ -72,6 +74,15 @@ test('an acknowledged crash survives kill -9 and reaches storage after the resta
   first.kill('SIGKILL');
   assert.equal((await first.exited).signal, 'SIGKILL');
   assert.equal(await s3.reader.get(`v1/dump/${crashId}`), undefined, 'not uploaded before the kill');
+  // Gzipped as Crashpad sends it, the report was spooled as sent (about a fifth of the dump's bytes).
+  const spooled = new Database(join(spool, 'spool.db'), { readonly: true });
+  try {
+    const kept = spooled.prepare('SELECT LENGTH(b.gzip) AS sent, (SELECT SUM(body_length) FROM dumps d WHERE d.seq = b.seq) AS dump FROM bodies b').all();
+    assert.equal(kept.length, 1, 'the body as sent is what the spool holds');
+    assert.deepEqual(kept[0], { sent: report.body.length, dump: loadFixtureDumps().get('linux_raise_sigabrt.dmp')!.length });
+  } finally {
+    spooled.close();
+  }
 
   const second = await CollectorProcess.start({ SPOOL_DIR: spool, ...s3.env });
   try {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { parseReport, ReportRejected, type ReportLimits } from '../../src/http/report-parser.js';
 import type { ParsedReport } from '../../src/crash.js';
 import { makeReport, multipart } from '../helpers/multipart.js';
@@ -22,7 +22,21 @@ const dump = Buffer.concat([Buffer.from('MDMP'), Buffer.alloc(5000, 1)]);
 
 type Outcome = { report: ParsedReport } | { error: unknown };
 const settle = (promise: Promise<ParsedReport>): Promise<Outcome> => promise.then((report) => ({ report }), (error: unknown) => ({ error }));
-const described = (outcome: Outcome) => ('report' in outcome ? JSON.stringify(outcome.report) : `${(outcome.error as Error).constructor.name}: ${String(outcome.error)}`);
+/** The outcome, less where the dumps lie in the body as sent (known only when it was read whole). */
+const described = (outcome: Outcome) => {
+  if (!('report' in outcome)) return `${(outcome.error as Error).constructor.name}: ${String(outcome.error)}`;
+  const { sentGzip: _sent, dumps, ...rest } = outcome.report;
+  return JSON.stringify({ ...rest, dumps: dumps.map(({ offset: _offset, ...dump }) => dump) });
+};
+
+/** A body kept as sent must give back every dump, byte for byte, at its offset once inflated. */
+function checkCutFromSent(report: ParsedReport): void {
+  if (!report.sentGzip) return;
+  const inflated = gunzipSync(report.sentGzip);
+  for (const dump of report.dumps) {
+    assert.ok(inflated.subarray(dump.offset!, dump.offset! + dump.data.length).equals(dump.data), `dump ${dump.name} at its offset in the body as sent`);
+  }
+}
 
 /**
  * Parses `body` cut into `chunkSize` pieces, both ways a body can be read (whole, as small bodies
@@ -36,6 +50,7 @@ async function parse(body: Buffer, headers: Record<string, string>, chunkSize = 
   const streamed = await settle(parseReport(Readable.from(chunks), allHeaders, { ...parseLimits, wholeBodyMaxBytes: 0 }));
   assert.equal(described(whole), described(streamed), 'read whole and streamed, the same body gives the same outcome');
   if ('error' in whole) throw whole.error;
+  checkCutFromSent(whole.report);
   return whole.report;
 }
 
@@ -67,6 +82,8 @@ test('Crashpad: the whole body gzipped', async () => {
   assert.equal(parsed.compressed, true);
   assert.equal(parsed.payloadSize, report.body.length);
   assert.ok(parsed.dumps[0]!.data.equals(dump));
+  assert.ok(parsed.sentGzip?.equals(report.body), 'read whole, the body as sent is kept for the spool');
+  assert.ok(parsed.dumps[0]!.offset! > 0);
 });
 
 test('Mozilla: JSON extra and two dumps', async () => {
@@ -259,10 +276,11 @@ test('read whole or streamed, generated hostile reports come to the same report 
     const testCase = fuzzCase(seed, index, dumps);
     const headers = Object.fromEntries(Object.entries(testCase.headers).map(([name, value]) => [name.toLowerCase(), value]));
     const outcome = await parse(testCase.body, headers, 1 + (index % 7) * 4096, small).then(
-      () => 'parsed',
+      (report) => (report.sentGzip ? 'parsed, kept as sent' : 'parsed'),
       (error: unknown) => (error instanceof ReportRejected ? error.body : String(error)),
     );
     outcomes.add(outcome);
   }
   assert.ok(outcomes.size > 8, `the cases reach many outcomes: ${[...outcomes].join(', ')}`);
+  assert.ok(outcomes.has('parsed, kept as sent'), 'some were kept as sent, and their dumps checked against it');
 });
