@@ -68,7 +68,7 @@ export function createMetrics() {
       labelNames: ['state'] as const,
       registers,
     }),
-    spoolBytes: new Gauge({ name: 'crashspool_spool_bytes', help: 'Bytes of crashes in the spool.', registers }),
+    spoolBytes: new Gauge({ name: 'crashspool_spool_bytes', help: 'Bytes of crashes in the spool, counted as uploaded (a report kept gzipped takes about a fifth of that on disk), as SPOOL_MAX_BYTES counts them.', registers }),
     spoolMaxBytes: new Gauge({
       name: 'crashspool_spool_max_bytes',
       help: 'SPOOL_MAX_BYTES: beyond it new crashes are refused (for alerts on spool_bytes / spool_max_bytes).',
