@@ -236,7 +236,7 @@ export const settings = {
   spoolCheckpointBytes: setting(
     'SPOOL_CHECKPOINT_BYTES',
     '64m',
-    'Crash bytes (as stored: a report kept gzipped counts its gzipped size) committed to the spool\'s write-ahead log before it is copied into the database file (also after 1 s without writes, and all the time while free space is under `SPOOL_MIN_FREE_BYTES` + 4 × this). Larger writes less: pages freed by uploads and reused within the window are copied once. While uploads do not keep up (fewer crash bytes removed than half those appended), the log is copied every 8 MiB instead: nothing is reused then, and a long copy delays acks. The log file can reach about twice this.',
+    'Crash bytes (as stored: a report kept gzipped counts its gzipped size) committed to the spool\'s write-ahead log before it is copied into the database file (also after 1 s without writes, and all the time while free space is under `SPOOL_MIN_FREE_BYTES` + 4 × this). Larger writes less: pages freed by uploads and reused within the window are copied once. While uploads do not keep up (fewer crash bytes removed than half those appended), the log is copied every 2 MiB instead: nothing is reused then, and a long copy delays acks. The log file can reach about twice this.',
     (raw) => {
       const bytes = parseByteSize(raw);
       if (bytes < 1024 * 1024) throw new Error('must be at least 1m');

@@ -12,13 +12,13 @@ test('uploads keeping up (removed at least half of appended): checkpoint once pe
   assert.equal(checkpointDue(window(64 * MiB, 40 * MiB), 64 * MiB), true);
 });
 
-test('storage down or uploads behind: checkpoint every 8 MiB appended, nothing is reused in a longer window', () => {
-  assert.equal(checkpointDue(window(8 * MiB - 1, 0), 64 * MiB), false);
-  assert.equal(checkpointDue(window(8 * MiB, 0), 64 * MiB), true);
+test('storage down or uploads behind: checkpoint every 2 MiB appended, nothing is reused in a longer window', () => {
+  assert.equal(checkpointDue(window(2 * MiB - 1, 0), 64 * MiB), false);
+  assert.equal(checkpointDue(window(2 * MiB, 0), 64 * MiB), true);
   assert.equal(checkpointDue(window(8 * MiB, 4 * MiB - 1), 64 * MiB), true);
 });
 
-test('a SPOOL_CHECKPOINT_BYTES under 8 MiB bounds both', () => {
+test('a SPOOL_CHECKPOINT_BYTES under 2 MiB bounds both', () => {
   assert.equal(checkpointDue(window(1 * MiB, 0), 1 * MiB), true);
   assert.equal(checkpointDue(window(1 * MiB, 1 * MiB), 1 * MiB), true);
   assert.equal(checkpointDue(window(MiB / 2, 0), 1 * MiB), false);
