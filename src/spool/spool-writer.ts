@@ -211,13 +211,13 @@ export class SpoolWriter {
     // A crash counts at its size as uploaded, however it is kept: SPOOL_MAX_BYTES and
     // DRAIN_INFLIGHT_MAX_BYTES bound what the crashes are, not what they take on disk.
     const bytes = crashBytes(crash, rawCrashJson);
-    const stored = crashToStore(crash);
     try {
       this.usage.admit(bytes, this.reusableBytes);
     } catch (error) {
       this.lastFailure = { at: Date.now(), error: error as Error };
       throw error;
     }
+    const stored = crashToStore(crash);
     const op: WriteOp = {
       kind: 'append',
       crashId: crash.crashId,
