@@ -6,6 +6,7 @@
  */
 import { startCollector, type RunningCollector } from './collector.js';
 import { ConfigError, loadConfig } from './config.js';
+import { growHeapForBuffers } from './heap-growth.js';
 import { createLogger } from './logger.js';
 import { SpoolError } from './spool/spool.js';
 import { SpoolLocked } from './spool/spool-lock.js';
@@ -18,6 +19,7 @@ function cannotStart(message: string): never {
 }
 
 async function main(): Promise<void> {
+  growHeapForBuffers();
   let config;
   try {
     config = loadConfig();
