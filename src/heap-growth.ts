@@ -17,7 +17,8 @@ const GROWING_PERCENT = 300;
 
 /** Sets the factor unless node was started with one of its own (`node --heap-growing-percent=N`). */
 export function growHeapForBuffers(execArgv: readonly string[] = process.execArgv): boolean {
-  if (execArgv.some((arg) => arg === FLAG || arg.startsWith(`${FLAG}=`))) return false;
+  // V8 reads `_` in a flag's name as `-`.
+  if (execArgv.some((arg) => arg.replaceAll('_', '-').startsWith(`${FLAG}=`))) return false;
   // A V8 flag read at every full collection, so setting it after start-up takes effect.
   setFlagsFromString(`${FLAG}=${GROWING_PERCENT}`);
   return true;

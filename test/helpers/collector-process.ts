@@ -63,13 +63,10 @@ export class CollectorProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /**
-   * Starts a collector and resolves once it listens. `env` adds to (and overrides) the defaults;
-   * `nodeArgs` go to node before the script.
-   */
-  static async start(env: Record<string, string>, port?: number, nodeArgs: string[] = []): Promise<CollectorProcess> {
+  /** Starts a collector and resolves once it listens. `env` adds to (and overrides) the defaults. */
+  static async start(env: Record<string, string>, port?: number): Promise<CollectorProcess> {
     const listenPort = port ?? (await freePort());
-    const child = spawn(process.execPath, [...nodeArgs, MAIN], {
+    const child = spawn(process.execPath, [MAIN], {
       env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(listenPort), LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
