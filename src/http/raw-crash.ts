@@ -112,15 +112,14 @@ export interface CrashMarks {
 export function buildCrash(received: ReceivedReport, annotated: AnnotatedReport, marks: CrashMarks): Crash {
   const { report, receivedAt } = received;
   const crashId = marks.crashId ?? newCrashId(receivedAt, marks.digit);
-  const annotations: Annotations = Object.assign(Object.create(null), annotated.annotations);
   const notes = [...annotated.notes];
-  let removedAny = false;
-  for (const key of received.removeKeys) {
-    if (Object.hasOwn(annotations, key)) {
-      delete annotations[key];
-      notes.push(`Removed ${key} from raw crash.`);
-      removedAny = true;
-    }
+  const removed = received.removeKeys.filter((key) => Object.hasOwn(annotated.annotations, key));
+  const removedAny = removed.length > 0;
+  // Copied only when something is to be removed: a copy of a prototype-less object shows in per-report profiles.
+  const annotations: Annotations = removedAny ? Object.assign(Object.create(null), annotated.annotations) : annotated.annotations;
+  for (const key of removed) {
+    delete annotations[key];
+    notes.push(`Removed ${key} from raw crash.`);
   }
 
   const dumpChecksums: Record<string, string> = Object.create(null);
