@@ -24,6 +24,12 @@ const DECODABLE_CHARSETS = new Set([
   'utf-8', 'utf8', 'us-ascii', 'ascii', 'latin1', 'iso-8859-1', 'iso8859-1', 'iso88591', 'iso_8859-1',
   'iso_8859-1:1987', 'windows-1252', 'cp1252', 'x-cp1252', 'utf-16le', 'utf16le', 'ucs-2', 'ucs2',
 ]);
+/**
+ * A header block that `rewrite` would return unchanged, matched in one step: a `form-data`
+ * disposition, then at most a Content-Type without parameters (so no charset), no control bytes
+ * and no line breaks but the one between them. Nearly every part a client sends looks like this.
+ */
+const PLAIN_HEADER_BLOCK = /^content-disposition:[ \t]*form-data[ \t]*(?:;[^\x00-\x08\x0a-\x1f\x7f]*)?(?:\r\ncontent-type:[^\x00-\x08\x0a-\x1f\x7f;]*)?$/i;
 /** U+FFFD as UTF-8, written into a latin1 header string. */
 const REPLACEMENT = '\u00ef\u00bf\u00bd';
 
@@ -247,7 +253,7 @@ export class PartRewriter {
     if (blockEnd === -1) return bytes.length;
     const held = Buffer.concat(this.header, this.headerBytes);
     const block = held.subarray(0, blockEnd).toString('latin1');
-    const rewritten = this.rewrite(block);
+    const rewritten = isPlainHeaderBlock(block) ? block : rewriteHeaderBlock(block, this.notes);
     if (rewritten !== block) this.changed = true;
     if (rewritten === undefined) {
       this.mode = 'dropping';
@@ -267,43 +273,46 @@ export class PartRewriter {
     }
     return undefined;
   }
+}
 
-  /** The header block as busboy should read it, or undefined to drop the part. */
-  private rewrite(block: string): string | undefined {
-    if (block === '') {
-      this.notes.push('dropped a part without headers');
-      return undefined;
-    }
-    let lines = block.split('\r\n');
-    if (lines.some((line) => /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(line))) {
-      lines = lines.map((line) => line.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, REPLACEMENT));
-      this.notes.push('replaced control characters in a part header with U+FFFD');
-    }
-    const dispositionAt = lines.findIndex((line) => /^content-disposition:/i.test(line));
-    if (dispositionAt === -1) {
-      this.notes.push('dropped a part without Content-Disposition');
-      return undefined;
-    }
-    const disposition = /^(content-disposition:[ \t]*)([^;]*)(.*)$/is.exec(lines[dispositionAt]!)!;
-    const type = disposition[2]!.trim().toLowerCase();
-    if (type === 'attachment' || type === 'inline') {
-      lines[dispositionAt] = `${disposition[1]}form-data${disposition[3]}`;
-      this.notes.push(`read a Content-Disposition: ${type} part as form-data`);
-    } else if (type !== 'form-data') {
-      this.notes.push(`dropped a part with Content-Disposition: ${printable(type) || '(empty)'}`);
-      return undefined;
-    }
-    const typeAt = lines.findIndex((line) => /^content-type:/i.test(line));
-    if (typeAt !== -1) {
-      lines[typeAt] = lines[typeAt]!.replace(/(;\s*charset=)("[^"]*"|[^;\s]*)/i, (whole, prefix: string, value: string) => {
-        const charset = value.replace(/^"|"$/g, '').toLowerCase();
-        if (DECODABLE_CHARSETS.has(charset)) return whole;
-        this.notes.push(`decoded a part declared as charset ${printable(charset) || '(empty)'} as UTF-8`);
-        return `${prefix}utf-8`;
-      });
-    }
-    return lines.join('\r\n');
+/** True for a header block that `rewriteHeaderBlock` returns as it is (see PLAIN_HEADER_BLOCK). */
+export const isPlainHeaderBlock = (block: string): boolean => PLAIN_HEADER_BLOCK.test(block);
+
+/** A part's header block as busboy should read it, or undefined to drop the part; what it changed goes to `notes`. */
+export function rewriteHeaderBlock(block: string, notes: string[]): string | undefined {
+  if (block === '') {
+    notes.push('dropped a part without headers');
+    return undefined;
   }
+  let lines = block.split('\r\n');
+  if (lines.some((line) => /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(line))) {
+    lines = lines.map((line) => line.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, REPLACEMENT));
+    notes.push('replaced control characters in a part header with U+FFFD');
+  }
+  const dispositionAt = lines.findIndex((line) => /^content-disposition:/i.test(line));
+  if (dispositionAt === -1) {
+    notes.push('dropped a part without Content-Disposition');
+    return undefined;
+  }
+  const disposition = /^(content-disposition:[ \t]*)([^;]*)(.*)$/is.exec(lines[dispositionAt]!)!;
+  const type = disposition[2]!.trim().toLowerCase();
+  if (type === 'attachment' || type === 'inline') {
+    lines[dispositionAt] = `${disposition[1]}form-data${disposition[3]}`;
+    notes.push(`read a Content-Disposition: ${type} part as form-data`);
+  } else if (type !== 'form-data') {
+    notes.push(`dropped a part with Content-Disposition: ${printable(type) || '(empty)'}`);
+    return undefined;
+  }
+  const typeAt = lines.findIndex((line) => /^content-type:/i.test(line));
+  if (typeAt !== -1) {
+    lines[typeAt] = lines[typeAt]!.replace(/(;\s*charset=)("[^"]*"|[^;\s]*)/i, (whole, prefix: string, value: string) => {
+      const charset = value.replace(/^"|"$/g, '').toLowerCase();
+      if (DECODABLE_CHARSETS.has(charset)) return whole;
+      notes.push(`decoded a part declared as charset ${printable(charset) || '(empty)'} as UTF-8`);
+      return `${prefix}utf-8`;
+    });
+  }
+  return lines.join('\r\n');
 }
 
 /** The part filter as a stream stage, between the gunzip and busboy. */
