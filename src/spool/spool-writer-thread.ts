@@ -31,15 +31,19 @@ let flushScheduled = false;
 
 const errorOf = (error: unknown) => ({ message: (error as Error).message, code: (error as { code?: string }).code });
 
-function reply(entries: { id: number }[], results: WriteResult[]): void {
-  entries.forEach(({ id }, index) => port.postMessage({ id, result: results[index] } satisfies WriterReply));
+/** A batch's replies go in one message: the event loop wakes once per batch, not once per crash. */
+function send(replies: WriterReply[]): void {
+  if (replies.length > 0) port.postMessage(replies);
 }
+
+const replies = (entries: { id: number }[], results: WriteResult[]): WriterReply[] =>
+  entries.map(({ id }, index) => ({ id, result: results[index] }));
 
 function commit(entries: { id: number; op: WriteOp }[]): void {
   try {
-    reply(entries, store.apply(entries.map((entry) => entry.op)));
+    send(replies(entries, store.apply(entries.map((entry) => entry.op))));
   } catch (error) {
-    for (const { id } of entries) port.postMessage({ id, error: errorOf(error) } satisfies WriterReply);
+    send(entries.map(({ id }) => ({ id, error: errorOf(error) })));
   }
 }
 
@@ -58,14 +62,14 @@ function flush(): void {
     commit(entries.filter((entry) => entry.op.kind !== 'append'));
     return;
   }
-  reply(entries, results);
+  send(replies(entries, results));
 }
 
 port.on('message', ({ id, op }: WriterRequest) => {
   if (op.kind === 'close') {
     if (batch.length > 0) flush();
     closeSpoolDatabase(db);
-    port.postMessage({ id } satisfies WriterReply);
+    send([{ id }]);
     return;
   }
   batch.push({ id, op });
@@ -74,4 +78,4 @@ port.on('message', ({ id, op }: WriterRequest) => {
     setImmediate(flush);
   }
 });
-port.postMessage({ id: 0 } satisfies WriterReply);
+send([{ id: 0 }]);

@@ -114,13 +114,17 @@ export class SpoolWriter {
     /** Free pages inside the database file, read on the caller's own connection. */
     private readonly reusableBytes: () => number,
   ) {
-    worker.on('message', (reply: WriterReply) => {
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
-      if (reply.error) waiter.reject(new SpoolWriteError(reply.error.message, reply.error.code));
-      else waiter.resolve(reply.result);
+    worker.on('message', (replies: WriterReply[]) => {
+      for (const reply of replies) this.settle(reply);
     });
+  }
+
+  private settle(reply: WriterReply): void {
+    const waiter = this.pending.get(reply.id);
+    if (!waiter) return;
+    this.pending.delete(reply.id);
+    if (reply.error) waiter.reject(new SpoolWriteError(reply.error.message, reply.error.code));
+    else waiter.resolve(reply.result);
   }
 
   /**
