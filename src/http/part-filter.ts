@@ -25,7 +25,7 @@ const DECODABLE_CHARSETS = new Set([
   'iso_8859-1:1987', 'windows-1252', 'cp1252', 'x-cp1252', 'utf-16le', 'utf16le', 'ucs-2', 'ucs2',
 ]);
 /**
- * A header block that `rewrite` would return unchanged, matched in one step: a `form-data`
+ * A header block that `rewriteHeaderBlock` would return unchanged, matched in one step: a `form-data`
  * disposition, then at most a Content-Type without parameters (so no charset), no control bytes
  * and no line breaks but the one between them. Nearly every part a client sends looks like this.
  */
