@@ -504,15 +504,11 @@ async function inflateWhole(body: Buffer, gzip: boolean, maxDecompressedBytes: n
 /** Writes `pieces` and the end to busboy; settles when it has read the whole form or failed. */
 function writeAll(parser: busboy.Busboy, pieces: Buffer[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    let finished = false;
     parser.on('error', reject);
-    parser.once('finish', () => {
-      finished = true;
-      resolve();
-    });
+    parser.once('finish', resolve);
     // Only a close without a finish fails the form: an Error made on every close costs a stack trace per report.
     parser.once('close', () => {
-      if (!finished) reject(new Error('Unexpected end of form'));
+      if (!parser.writableFinished) reject(new Error('Unexpected end of form'));
     });
     for (const piece of pieces) parser.write(piece);
     parser.end();
