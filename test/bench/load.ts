@@ -6,12 +6,12 @@
  * Dumps are built from the fixture minidumps' own bytes (slices of them, concatenated to the target
  * size), so they compress like real minidumps (~4–5× with gzip), not like zeros.
  */
-import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { multipart } from '../helpers/multipart.js';
 import { seededRandom } from '../helpers/random.js';
+import { postChunked, type PostAnswer } from './crashpad-post.js';
 
 export interface CorpusItem {
   /**
@@ -201,29 +201,15 @@ export function uniqueBody(item: CorpusItem): Buffer {
 }
 
 /** One report over a fresh connection, chunked, as Crashpad sends it. Resolves with status and body. */
-function postCrashpad(base: URL, item: CorpusItem): Promise<{ status: number; body: string }> {
-  const body = uniqueBody(item);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      new URL(`/submit${item.query}`, base),
-      {
-        method: 'POST',
-        agent: false,
-        headers: { 'Content-Type': item.contentType, 'Content-Encoding': 'gzip', 'User-Agent': 'Crashpad/0.8.0-bench' },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    // No Content-Length and several writes: Node sends Transfer-Encoding: chunked.
-    for (let at = 0; at < body.length; at += CHUNK_BYTES) req.write(body.subarray(at, at + CHUNK_BYTES));
-    req.end();
-  });
+function postCrashpad(base: URL, item: CorpusItem): Promise<PostAnswer> {
+  const target = {
+    host: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: Number(base.port || 80),
+    hostHeader: base.host,
+    path: `/submit${item.query}`,
+    headers: { 'Content-Type': item.contentType, 'Content-Encoding': 'gzip', 'User-Agent': 'Crashpad/0.8.0-bench' },
+  };
+  return postChunked(target, uniqueBody(item), CHUNK_BYTES, REQUEST_TIMEOUT_MS);
 }
 
 export interface LoadOptions {
