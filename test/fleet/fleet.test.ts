@@ -6,6 +6,7 @@
  *   no failed post, every node exits 0, every acknowledged crash stored byte-identical.
  * - kill -9 of one node under load: only requests in flight to it fail; what it acknowledged is
  *   delivered after it restarts.
+ * - A node back after a restart gets its share of new requests gradually (HAProxy's slowstart).
  * FLEET_ROUNDS (default 1) repeats the rolling restart, for longer runs by hand.
  */
 import { after, before, test } from 'node:test';
@@ -17,8 +18,9 @@ import { CollectorProcess, freePort, tempDir } from '../helpers/collector-proces
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { postReport, type Answer } from '../helpers/http-client.js';
 import { makeReport, type Report } from '../helpers/multipart.js';
+import { metric, scrape } from '../helpers/metrics-text.js';
 import { sleep } from '../helpers/raw-socket.js';
-import { expectedFrom, s3Target, storedProblem, type S3TestTarget } from '../helpers/stored-crashes.js';
+import { expectedFrom, s3Target, storedProblems, type S3TestTarget } from '../helpers/stored-crashes.js';
 
 const HAPROXY_CONFIG = new URL('../../deploy/haproxy.cfg', import.meta.url);
 const ROUNDS = Number(process.env['FLEET_ROUNDS'] ?? '1');
@@ -125,13 +127,45 @@ function startClients() {
 async function assertAllStored(acknowledged: Map<string, Report>): Promise<void> {
   const deadline = Date.now() + 120_000;
   let missing = [...acknowledged.keys()];
+  let problems = new Map<string, string>();
   while (missing.length > 0 && Date.now() < deadline) {
-    const problems = await Promise.all(missing.map(async (id) => ((await storedProblem(s3.reader, id, expectedFrom(acknowledged.get(id)!))) ? id : undefined)));
-    missing = problems.filter((id): id is string => id !== undefined);
+    problems = await storedProblems(s3.reader, missing.map((id) => [id, expectedFrom(acknowledged.get(id)!)]));
+    missing = [...problems.keys()];
     if (missing.length > 0) await sleep(500);
   }
-  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} of ${acknowledged.size} acknowledged crashes not stored byte-identical`);
+  assert.deepEqual([...problems].slice(0, 10), [], `${missing.length} of ${acknowledged.size} acknowledged crashes not stored byte-identical`);
 }
+
+/** Crashes a node acknowledged since it started. */
+async function acknowledgedBy(node: Node): Promise<number> {
+  return metric(await scrape(node.process.url), 'crashspool_ack_seconds_count');
+}
+
+// First, while HAProxy has every node at full weight (slowstart does not apply at its own start).
+test('a node back after a restart gets its share of new requests gradually, not at once', async (t) => {
+  const clients = startClients();
+  await sleep(1000);
+  const restarted = nodes[0]!;
+  restarted.process.kill('SIGTERM');
+  await restarted.process.exited;
+  restarted.process = await startNode(restarted.spool, restarted.port);
+  const deadline = Date.now() + 10_000;
+  while ((await acknowledgedBy(restarted)) === 0) {
+    assert.ok(Date.now() < deadline, 'HAProxy sends the restarted node requests again');
+    await sleep(50);
+  }
+  const before = await Promise.all(nodes.map(acknowledgedBy));
+  await sleep(2000);
+  const gained = (await Promise.all(nodes.map(acknowledgedBy))).map((count, index) => count - before[index]!);
+  await clients.stop();
+  t.diagnostic(`acknowledged in the 2 s after the restarted node took its first request: ${gained.join(', ')} (restarted node first)`);
+  const [fresh, ...others] = gained as [number, ...number[]];
+  // Round robin at full weight would give it as many as each other node; slowstart over 10 s gives
+  // it ~10-25% of a full share in these seconds.
+  assert.ok(fresh < 0.5 * Math.max(...others), `restarted node took ${fresh}, the others ${others.join(', ')}`);
+  assert.deepEqual(clients.failures, [], 'no failed post');
+  await assertAllStored(clients.acknowledged);
+});
 
 test('rolling restart under load: no failed post, every node exits 0, every acknowledged crash stored', async (t) => {
   const clients = startClients();

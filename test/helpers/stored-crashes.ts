@@ -157,6 +157,24 @@ export async function storedProblem(reader: ObjectReader, crashId: string, expec
   return undefined;
 }
 
+/**
+ * storedProblem for many crashes, a few reads at a time (thousands at once queue behind the SDK's
+ * sockets and get connections reset); a read that fails is a problem of that crash, not of the check.
+ */
+export async function storedProblems(reader: ObjectReader, crashes: [string, Expected][], concurrency = 16): Promise<Map<string, string>> {
+  const problems = new Map<string, string>();
+  let next = 0;
+  const checker = async () => {
+    while (next < crashes.length) {
+      const [crashId, expected] = crashes[next++]!;
+      const problem = await storedProblem(reader, crashId, expected).catch((error: Error) => `reading it failed: ${error.message}`);
+      if (problem !== undefined) problems.set(crashId, problem);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, checker));
+  return problems;
+}
+
 /** Polls until the crash is stored as posted; fails with the last problem seen. */
 export async function waitUntilStored(reader: ObjectReader, crashId: string, expected: Expected, timeoutMs = 30_000): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
