@@ -19,6 +19,7 @@ const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --concurrency N         reports in flight (default ${FULL_SETTINGS.concurrency})
   --duration S            measured seconds per ingest run (default ${FULL_SETTINGS.durationSeconds})
   --warmup S              unmeasured seconds before each (default ${FULL_SETTINGS.warmupSeconds})
+  --ramp S                unmeasured seconds over which the 80%-of-max open loop ramps up (default ${FULL_SETTINGS.openLoopRampSeconds})
   --drain-crashes N       crashes pre-filled for the drain phase (default ${FULL_SETTINGS.drainCrashes})
   --drain-concurrency N   DRAIN_CONCURRENCY and raw loop concurrency (default ${FULL_SETTINGS.drainConcurrency})
   --restart-crashes N     crashes spooled for the restart phase (default ${FULL_SETTINGS.restartCrashes})
@@ -52,6 +53,7 @@ try {
       concurrency: { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
+      ramp: { type: 'string' },
       'drain-crashes': { type: 'string' },
       'drain-concurrency': { type: 'string' },
       'restart-crashes': { type: 'string' },
@@ -80,6 +82,7 @@ const settings: BenchSettings = {
   concurrency: number('concurrency', values.concurrency, base.concurrency, true),
   durationSeconds: number('duration', values.duration, base.durationSeconds, false),
   warmupSeconds: values.warmup === '0' ? 0 : number('warmup', values.warmup, base.warmupSeconds, false),
+  openLoopRampSeconds: values.ramp === '0' ? 0 : number('ramp', values.ramp, base.openLoopRampSeconds, false),
   drainCrashes: number('drain-crashes', values['drain-crashes'], base.drainCrashes, true),
   drainConcurrency: number('drain-concurrency', values['drain-concurrency'], base.drainConcurrency, true),
   restartCrashes: number('restart-crashes', values['restart-crashes'], base.restartCrashes, true),
@@ -161,7 +164,8 @@ function renderTable(result: BenchResult): string {
     `crashspool vs Antenna's design: ${s.peers.concurrency} in flight (the outage run: open loop at ${s.peers.outageRate}/s), ${s.peers.seconds} s per run,`,
     `alternating, ${s.peers.rounds} round(s) (outage: ${s.peers.outageRounds}); figures are medians; lost = answered non-200 or not at all (Crashpad`,
     'does not retry); "backlog empty" = crashspool\'s spool depth back to 0 (storage reached by every crash it acknowledged).',
-    '"at 80% of max": open loop (reports start at a fixed rate whatever is in flight; the rate ramps up over the warm-up).',
+    `"at 80% of max": open loop (reports start at a fixed rate whatever is in flight), after ${s.openLoopRampSeconds} s unmeasured in which the rate ramps up`,
+    '(a fresh process needs ~4 s of load before V8 has compiled its request path; a queue built meanwhile would fill the p99).',
     '"S3 down": S3_ENDPOINT is a closed port, so the drainer pauses after one failed upload: the ingest path alone.',
     'The naive peer only stores (no drainer, no limits); bare Hono only reads the body.',
     'disk: collector writes = write_bytes of /proc/<pid>/io over the window (pages the process dirtied: WAL, checkpoints,',
