@@ -28,7 +28,7 @@ import { CollectorProcess, freePort, tempDir, type LogLine } from '../helpers/co
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type ClientStyle, type Report } from '../helpers/multipart.js';
-import { deletePrefix, expectedFrom, s3Target, storedProblem, type Expected } from '../helpers/stored-crashes.js';
+import { deletePrefix, expectedFrom, s3Target, storedProblems, type Expected } from '../helpers/stored-crashes.js';
 import { seededRandom } from '../helpers/random.js';
 import { checkSpoolCopy } from '../helpers/spool-copy.js';
 
@@ -406,22 +406,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   // Verify every acknowledged crash in S3, byte for byte.
   const verifyStart = Date.now();
-  const entries = [...acked.entries()];
-  const problems = new Map<string, string>();
-  let next = 0;
-  const verifier = async () => {
-    while (next < entries.length) {
-      const [crashId, { expected }] = entries[next++]!;
-      let problem: string | undefined;
-      try {
-        problem = await storedProblem(s3.reader, crashId, expected);
-      } catch (error) {
-        problem = `reading it failed: ${(error as Error).message}`;
-      }
-      if (problem !== undefined) problems.set(crashId, problem);
-    }
-  };
-  await Promise.all(Array.from({ length: options.verifyConcurrency ?? 8 }, verifier));
+  const entries = [...acked.entries()].map(([crashId, { expected }]): [string, Expected] => [crashId, expected]);
+  const problems = await storedProblems(s3.reader, entries, options.verifyConcurrency ?? 8);
   const verifyMs = Date.now() - verifyStart;
 
   // Stop the final collector gracefully: it must exit 0 with nothing left.
