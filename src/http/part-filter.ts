@@ -251,8 +251,8 @@ export class PartRewriter {
       return bytes.length;
     }
     if (blockEnd === -1) return bytes.length;
-    const held = Buffer.concat(this.header, this.headerBytes);
-    const block = held.subarray(0, blockEnd).toString('latin1');
+    // Only the block: what is held past it is the part's data (a whole dump, for a body read whole).
+    const block = Buffer.concat(this.header, blockEnd).toString('latin1');
     const rewritten = isPlainHeaderBlock(block) ? block : rewriteHeaderBlock(block, this.notes);
     if (rewritten !== block) this.changed = true;
     if (rewritten === undefined) {
