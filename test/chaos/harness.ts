@@ -3,7 +3,10 @@
  *
  * Several clients post crash reports (the fixture dumps plus a few large ones, in all four client
  * styles) to one collector port as fast as they can, while a killer SIGKILLs the collector after a
- * random 50–600 ms of life and restarts it on the same port and spool, over and over. Around the
+ * random 50–600 ms of life and restarts it on the same port and spool, over and over. Every other
+ * life counts those milliseconds from its first acknowledgement rather than from its start, so half
+ * the kills hit a collector that is taking crashes however slow the machine (a fresh process needs
+ * ~100–270 ms to its first ack here), and the other half can still land in start-up and recovery. Around the
  * middle of the run radosgw is stopped for a couple of kills (an S3 outage: the collector keeps
  * acknowledging into its spool) and started again. Kills therefore land mid-request, mid-commit,
  * mid-upload and mid-delete by chance; each kill records what the collector was doing, as far as
@@ -43,13 +46,18 @@ export interface ChaosOptions {
   clients?: number;
   /** Seed of the random kill delays and report mix; random (and reported) when not given. */
   seed?: number;
-  /** Each collector lives a random time in [minLifeMs, maxLifeMs] before its SIGKILL. Default 50–600. */
+  /**
+   * Each collector lives a random time in [minLifeMs, maxLifeMs] before its SIGKILL, counted from its
+   * start (even lives) or from its first acknowledgement (odd lives). Default 50–600.
+   */
   minLifeMs?: number;
   maxLifeMs?: number;
   /** Stop radosgw once, around the middle, for this many kills (0: no outage). Default 2. */
   outageKills?: number;
   /** Share of reports carrying a large (2–4 MiB) dump instead of a fixture. Default 0.05. */
   largeShare?: number;
+  /** How long an odd life may take to acknowledge its first crash before it is killed anyway. Default 10 s. */
+  firstAckTimeoutMs?: number;
   /** How long the final collector may take to empty the spool. Default 120 s. */
   drainTimeoutMs?: number;
   /** Crashes verified in S3 at the same time. Default 8. */
@@ -72,6 +80,10 @@ export interface KillRecord {
   index: number;
   /** How long this collector had been up (ms) when killed. */
   lifeMs: number;
+  /** Crashes this collector acknowledged (answers that reached a client). */
+  acknowledged: number;
+  /** From its start (the `collector started` line) to its first acknowledgement, if any (ms). */
+  firstAckMs: number | null;
   /** Client requests outstanding at the kill (connecting, sending, being parsed or committed, or the reply on its way). */
   requestsInFlight: number;
   /** Requests the kill cut off: they failed with a reset or hang-up (not a refused connection). */
@@ -157,6 +169,13 @@ export interface ChaosResult {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Waits for `promise` or `ms`, whichever comes first. */
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 const pick = <T>(rng: () => number, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 
 async function localS3(command: 'stop-rgw' | 'start-rgw' | 'status'): Promise<number> {
@@ -193,6 +212,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
   const minLife = options.minLifeMs ?? 50;
   const maxLife = options.maxLifeMs ?? 600;
+  const firstAckTimeout = options.firstAckTimeoutMs ?? 10_000;
   const outageKills = Math.min(options.outageKills ?? 2, kills);
   const largeShare = options.largeShare ?? 0.05;
   const progress = options.progress ?? (() => {});
@@ -231,6 +251,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const answers: ChaosDetails['answers'] = { acknowledged: 0, unavailable: 0, connectionErrors: {}, unexpected: [] };
   let duplicateIds = 0;
   const lifetimes: CollectorProcess[] = [];
+  /** Per lifetime: when it started, its acknowledgements and when the first one came. */
+  const lives: { startedAt: number; acks: number; firstAckAt: number | null; firstAck: Promise<void>; acknowledged: () => void }[] = [];
   const restartMs: number[] = [];
   const perKill: KillRecord[] = [];
   const unexpectedExits: ChaosDetails['unexpectedExits'] = [];
@@ -247,6 +269,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const collector = await CollectorProcess.start(env, port);
     restartMs.push(Date.now() - t0);
     lifetimes.push(collector);
+    let acknowledged = () => {};
+    const firstAck = new Promise<void>((resolve) => (acknowledged = resolve));
+    lives.push({ startedAt: Date.now(), acks: 0, firstAckAt: null, firstAck, acknowledged });
     return collector;
   };
 
@@ -285,6 +310,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (acked.has(crashId)) duplicateIds += 1;
       // Keep what verification needs, not the body: dumps are shared fixture buffers.
       acked.set(crashId, { expected: expectedFrom(report), lifetime: lifetimes.length - 1 });
+      const life = lives.at(-1)!;
+      life.acks += 1;
+      life.firstAckAt ??= Date.now();
+      life.acknowledged();
     }
   };
 
@@ -312,6 +341,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     return {
       index,
       lifeMs: life,
+      acknowledged: 0,
+      firstAckMs: null,
       requestsInFlight,
       requestsCut: 0,
       acceptedLast100ms: acceptedRecent,
@@ -336,9 +367,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         outage.startMs = await localS3('start-rgw');
         storageDown = false;
       }
-      // Live a random while (counted from now: a stop-rgw above may have taken a while).
+      // Live a random while, counted from now (a stop-rgw above may have taken a while) or, every
+      // other life, from the first acknowledgement.
       const lifeTarget = minLife + rng() * (maxLife - minLife);
       const lifeStart = Date.now();
+      if (k % 2 === 1) await withTimeout(lives.at(-1)!.firstAck, firstAckTimeout);
       await sleep(lifeTarget);
       if (collector.child.exitCode !== null || collector.child.signalCode !== null) {
         const exit = await collector.exited;
@@ -348,7 +381,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         perKill.push(record);
         const cutBefore = requestsCut;
         // Requests it cut fail as their sockets close, well before the next collector is up.
-        void collector.exited.then(() => sleep(50)).then(() => (record.requestsCut = requestsCut - cutBefore));
+        const life = lives.at(-1)!;
+        void collector.exited
+          .then(() => sleep(50))
+          .then(() => {
+            record.requestsCut = requestsCut - cutBefore;
+            record.acknowledged = life.acks;
+            record.firstAckMs = life.firstAckAt === null ? null : life.firstAckAt - life.startedAt;
+          });
         collector.kill('SIGKILL');
         const exit = await collector.exited;
         if (exit.signal !== 'SIGKILL') {
