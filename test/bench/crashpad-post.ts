@@ -25,6 +25,11 @@ export interface PostTarget {
   headers: Record<string, string>;
 }
 
+/** Where a post to `base` (http://host:port, IPv6 hosts in brackets) connects, and its headers. */
+export function postTarget(base: URL, path: string, headers: Record<string, string>): PostTarget {
+  return { host: base.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(base.port || 80), hostHeader: base.host, path, headers };
+}
+
 /** Request head and chunked body, as the bytes that go on the wire. */
 export function chunkedRequest(target: PostTarget, body: Buffer, chunkBytes: number): Buffer[] {
   const headerLines = Object.entries(target.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');

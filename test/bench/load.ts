@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { multipart } from '../helpers/multipart.js';
 import { seededRandom } from '../helpers/random.js';
-import { postChunked, type PostAnswer } from './crashpad-post.js';
+import { postChunked, postTarget, type PostAnswer } from './crashpad-post.js';
 
 export interface CorpusItem {
   /**
@@ -202,14 +202,8 @@ export function uniqueBody(item: CorpusItem): Buffer {
 
 /** One report over a fresh connection, chunked, as Crashpad sends it. Resolves with status and body. */
 function postCrashpad(base: URL, item: CorpusItem): Promise<PostAnswer> {
-  const target = {
-    host: base.hostname.replace(/^\[(.*)\]$/, '$1'),
-    port: Number(base.port || 80),
-    hostHeader: base.host,
-    path: `/submit${item.query}`,
-    headers: { 'Content-Type': item.contentType, 'Content-Encoding': 'gzip', 'User-Agent': 'Crashpad/0.8.0-bench' },
-  };
-  return postChunked(target, uniqueBody(item), CHUNK_BYTES, REQUEST_TIMEOUT_MS);
+  const headers = { 'Content-Type': item.contentType, 'Content-Encoding': 'gzip', 'User-Agent': 'Crashpad/0.8.0-bench' };
+  return postChunked(postTarget(base, `/submit${item.query}`, headers), uniqueBody(item), CHUNK_BYTES, REQUEST_TIMEOUT_MS);
 }
 
 export interface LoadOptions {
