@@ -6,7 +6,7 @@
  * random 50–600 ms of life and restarts it on the same port and spool, over and over. Every other
  * life counts those milliseconds from its first acknowledgement rather than from its start, so half
  * the kills hit a collector that is taking crashes however slow the machine (a fresh process needs
- * ~100–270 ms to its first ack here), and the other half can still land in start-up and recovery. Around the
+ * ~40–270 ms to its first ack here), and the other half can still land in start-up and recovery. Around the
  * middle of the run radosgw is stopped for a couple of kills (an S3 outage: the collector keeps
  * acknowledging into its spool) and started again. Kills therefore land mid-request, mid-commit,
  * mid-upload and mid-delete by chance; each kill records what the collector was doing, as far as
