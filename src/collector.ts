@@ -20,6 +20,7 @@ import { answerInFlightBeforeClientErrors } from './http/client-errors.js';
 import { createHeartbeat } from './ops/health.js';
 import type { Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { BackgroundErrors } from './background-errors.js';
 import { createStorage } from './storage/create-storage.js';
 import {
   checkIntegrity,
@@ -89,35 +90,39 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     maxBytes: config.spoolMaxBytes,
     minFreeBytes: config.spoolMinFreeBytes,
   });
-  const writer = await SpoolWriter.start(
-    config.spoolDir,
-    config.durability,
+  const metrics = createMetrics();
+  const errors = new BackgroundErrors(logger, metrics.backgroundErrors);
+  const writer = await SpoolWriter.start({
+    dir: config.spoolDir,
+    durability: config.durability,
     usage,
-    () => reader.reusableBytes(),
-    (error) => {
+    reusableBytes: () => reader.reusableBytes(),
+    onFatal: (error) => {
       logger.fatal({ err: error }, 'the spool writer thread died; exiting (everything acknowledged is in the spool)');
       process.exit(1);
     },
-    { everyBytes: config.spoolCheckpointBytes, eagerBelowFreeBytes: config.spoolMinFreeBytes + 4 * config.spoolCheckpointBytes },
-    (message) => logger.warn({ error: message }, 'background WAL checkpoint failed; the writer checkpoints by itself'),
-  );
+    checkpoints: { everyBytes: config.spoolCheckpointBytes, eagerBelowFreeBytes: config.spoolMinFreeBytes + 4 * config.spoolCheckpointBytes },
+    errors,
+  });
 
   const memory = new MemoryBudget(config.inflightMaxBytes);
   const storage = createStorage(config, logger);
-  const metrics = createMetrics();
   metrics.spoolMaxBytes.set(config.spoolMaxBytes);
   const receiving = () => memory.requestsInFlight > 0 || Date.now() - memory.lastRequestEndedAt < RECEIVING_HOLD_MS;
   const concurrencyWhileReceiving = Math.min(config.drainConcurrencyWhileReceiving, config.drainConcurrency);
   const uploadShare = new UploadShare({ min: concurrencyWhileReceiving, max: config.drainConcurrency, ...UPLOAD_SHARE_DEFAULTS });
   let loopUse = performance.eventLoopUtilization();
   const machineCpu = new MachineCpu();
-  const uploadShareTicker = setInterval(() => {
-    const tick = performance.eventLoopUtilization(loopUse);
-    loopUse = performance.eventLoopUtilization();
-    const machineBusy = machineCpu.busyShare();
-    if (receiving()) uploadShare.observe(tick.utilization, machineBusy);
-    else uploadShare.reset();
-  }, UPLOAD_SHARE_TICK_MS);
+  const uploadShareTicker = setInterval(
+    errors.guard('upload_share', () => {
+      const tick = performance.eventLoopUtilization(loopUse);
+      loopUse = performance.eventLoopUtilization();
+      const machineBusy = machineCpu.busyShare();
+      if (receiving()) uploadShare.observe(tick.utilization, machineBusy);
+      else uploadShare.reset();
+    }),
+    UPLOAD_SHARE_TICK_MS,
+  );
   uploadShareTicker.unref();
   const drainer = new Drainer(
     reader,
@@ -145,11 +150,14 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   // The byte count follows the collector's own appends and deletes; re-read it now and then so space
   // freed by another process (spool-inspect purge) reopens acceptance without a restart. Only
   // near the limit, where it matters: the read is a pass over every crash row.
-  const usageResync = setInterval(() => {
-    if (usage.bytes > config.spoolMaxBytes / 2) usage.resync(reader.stats().bytes);
-  }, USAGE_RESYNC_MS);
+  const usageResync = setInterval(
+    errors.guard('spool_usage_resync', () => {
+      if (usage.bytes > config.spoolMaxBytes / 2) usage.resync(reader.stats().bytes);
+    }),
+    USAGE_RESYNC_MS,
+  );
   usageResync.unref();
-  const dedupExpiry = expireDedupIndexPeriodically(writer, config.dedupWindow, logger);
+  const dedupExpiry = expireDedupIndexPeriodically(writer, config.dedupWindow, logger, errors);
   const state = { routable: true, accepting: true };
   const heartbeat = createHeartbeat({
     spool: reader,
@@ -301,7 +309,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
  * Keeps the dedup index bounded: entries older than the window (which lookups already ignore) are
  * removed in small batches, so the writer thread never holds one long transaction.
  */
-function expireDedupIndexPeriodically(writer: SpoolWriter, windowMs: number, logger: Logger): NodeJS.Timeout {
+function expireDedupIndexPeriodically(writer: SpoolWriter, windowMs: number, logger: Logger, errors: BackgroundErrors): NodeJS.Timeout {
   let running = false;
   const expire = async () => {
     if (running) return;
@@ -313,7 +321,7 @@ function expireDedupIndexPeriodically(writer: SpoolWriter, windowMs: number, log
       }
       if (removed > 0) logger.debug({ removed }, 'expired dedup index entries removed');
     } catch (error) {
-      logger.warn({ err: error }, 'removing expired dedup index entries failed; retried later');
+      errors.report('dedup_expiry', error);
     } finally {
       running = false;
     }

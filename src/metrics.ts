@@ -84,6 +84,12 @@ export function createMetrics() {
       help: 'Report bytes held in memory by requests in flight (bounded by INFLIGHT_MAX_BYTES).',
       registers,
     }),
+    backgroundErrors: new Counter({
+      name: 'crashspool_background_errors_total',
+      help: 'Errors of work outside any request (timers, threads), by task; each is logged and the task retried at its next run.',
+      labelNames: ['task'] as const,
+      registers,
+    }),
     shutdownDrain: new Counter({
       name: 'crashspool_shutdown_drain_crashes_total',
       help: 'At shutdown: crashes uploaded during it (uploaded) and left for the next start (left).',

@@ -5,6 +5,11 @@
  * - I2 delete ⇒ uploaded: a crash is removed from the spool only after `uploadCrash` resolved,
  *   i.e. storage confirmed every object. A kill between upload and delete re-uploads the same
  *   bytes to the same keys on the next start (I3), which is harmless.
+ * - I7 a crash is named by row number and crash ID in every read and write (the in-flight set is
+ *   keyed by row numbers, which are never reused): a crash an operator purges mid-upload is
+ *   uploaded whole or not at all, and its remove or failure record touches no other crash.
+ * - Its look for work runs from timers: a spool read failing there is logged and counted
+ *   (BackgroundErrors) and retried after a pause; it never ends the process.
  * - Failures of one crash (scope `crash`) back off per crash, persisted in the spool, and after
  *   `maxAttempts` move it to the dead-letter state — kept, logged, counted (I6), never deleted.
  * - Failures of the storage (scope `storage`: a 5xx, a timeout, a refused connection) never count
@@ -22,6 +27,7 @@
  *   `yieldMaxMs` or the spool is filling up (`spoolFillingUp`): a burst is absorbed, a sustained
  *   overload is not allowed to grow the backlog without bound.
  */
+import { BackgroundErrors } from '../background-errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
@@ -95,6 +101,7 @@ export class Drainer {
   uploaded = 0;
   /** Time of the last successful upload (ms), for health checks. */
   lastSuccessAt: number | undefined;
+  private readonly errors: BackgroundErrors;
 
   constructor(
     private readonly spool: SpoolReader,
@@ -105,6 +112,7 @@ export class Drainer {
     private readonly metrics: Metrics,
     private readonly load: DrainerLoad = { receiving: () => false, spoolFillingUp: () => false },
   ) {
+    this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
     this.requests = {
       description: storage.description,
       put: async (...args) => {
@@ -210,6 +218,17 @@ export class Drainer {
   }
 
   private pump(): void {
+    try {
+      this.lookForWork();
+    } catch (error) {
+      // A spool read failed (SQLITE_BUSY behind an operator's long transaction, a disk gone):
+      // look again after a pause rather than end the process from a timer.
+      this.errors.report('drain_schedule', error);
+      if (!this.stopped) this.pause();
+    }
+  }
+
+  private lookForWork(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.stopped) return;
@@ -231,15 +250,7 @@ export class Drainer {
       this.lastPacedStartAt = now;
     }
     if (slots > 0) {
-      let due: SpooledCrash[];
-      try {
-        due = this.spool.due(now, slots, this.notStartable(now));
-      } catch (error) {
-        this.logger.error({ err: error }, 'reading the spool failed; retrying');
-        this.pause();
-        return;
-      }
-      for (const crash of due) {
+      for (const crash of this.spool.due(now, slots, this.notStartable(now))) {
         // Oldest first: a crash that does not fit now waits for room rather than being overtaken.
         if (this.inflight.size > 0 && this.inflightBytes + crash.bytes > this.options.maxInflightBytes) break;
         this.inflightBytes += crash.bytes;
@@ -327,10 +338,17 @@ export class Drainer {
     let confirmed = this.confirmed.get(crash.seq);
     if (!confirmed) this.confirmed.set(crash.seq, (confirmed = new Set()));
     try {
-      await uploadCrash(this.requests, crash, await this.spool.dumps(crash.seq), confirmed);
+      const dumps = await this.spool.dumps(crash);
+      if (!dumps) {
+        this.forget(crash.seq);
+        this.logger.warn({ crash_id: crash.crashId }, 'crash left the spool before its upload (purged); nothing of it uploaded');
+        return;
+      }
+      await uploadCrash(this.requests, crash, dumps, confirmed);
       if (this.stopped) return;
+      let removed: boolean;
       try {
-        await this.writer.remove(crash);
+        removed = await this.writer.remove(crash);
       } catch (error) {
         // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
         const delay = this.pause();
@@ -338,11 +356,15 @@ export class Drainer {
         return;
       }
       this.forget(crash.seq);
-      this.uploaded += 1;
       this.lastSuccessAt = Date.now();
       const seconds = (performance.now() - started) / 1000;
       this.metrics.uploads.inc({ outcome: 'ok' });
       this.metrics.uploadSeconds.observe(seconds);
+      if (!removed) {
+        this.logger.warn({ crash_id: crash.crashId }, 'crash left the spool while it was being uploaded (purged); nothing else removed');
+        return;
+      }
+      this.uploaded += 1;
       this.logger.info(
         { crash_id: crash.crashId, bytes: crash.bytes, ms: Math.round(seconds * 1000), attempts: crash.attempts + 1 },
         'crash uploaded',
@@ -385,11 +407,17 @@ export class Drainer {
     const attempts = crash.attempts + 1;
     const dead = attempts >= this.options.maxAttempts;
     const delay = backoffDelay(this.options.retry, attempts);
+    let found: boolean;
     try {
-      await this.writer.recordFailure(crash.seq, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
+      found = await this.writer.recordFailure(crash, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
     } catch (spoolError) {
       this.logger.error({ crash_id: crash.crashId, err: spoolError }, 'recording an upload failure failed');
       this.pause();
+      return;
+    }
+    if (!found) {
+      this.forget(crash.seq);
+      this.logger.warn({ crash_id: crash.crashId, error: message }, 'crash left the spool while its upload failed (purged); nothing else changed');
       return;
     }
     if (dead) {

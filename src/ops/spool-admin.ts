@@ -14,9 +14,14 @@
  * I6 nothing silent: `purge*` reports every crash it deleted to its `onPurged` callback after the
  * deleting transaction committed; the caller must log it.
  *
- * A running collector keeps its own count of spooled bytes (SPOOL_MAX_BYTES admission) from its
- * start: bytes purged here are not subtracted from that count until it restarts, and crashes
- * requeued here are picked up when its drainer next looks for work.
+ * A running collector keeps its own count of spooled bytes (SPOOL_MAX_BYTES admission): bytes
+ * purged here leave that count when it next re-reads it from the spool (every 2 s while the spool
+ * is above half its limit, where the count matters), and crashes requeued here are picked up when
+ * its drainer next looks for work (within 30 s).
+ *
+ * Purging a crash whose upload is in flight is allowed: the purge deletes only that crash (I7),
+ * and the upload, which has read the crash already, may still store it whole; its remove then
+ * finds nothing to delete and touches no other crash.
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
@@ -33,6 +38,7 @@ import {
   type CrashState,
   type SpooledCrash,
 } from '../spool/spool.js';
+import { CrashRows } from '../spool/crash-rows.js';
 
 /** The spool cannot be used: missing, damaged, busy, or of another schema version. */
 export class SpoolUnusable extends Error {}
@@ -97,14 +103,14 @@ function connect(file: string, readonly: boolean): Database.Database {
     if (version === 0) {
       throw new SpoolUnusable(`${file} is not a crashspool spool (an empty or foreign SQLite database: schema version 0)`);
     }
-    if (version !== SCHEMA_VERSION && version !== 1) {
+    if (version < 1 || version > SCHEMA_VERSION) {
       throw new SpoolUnusable(
         `spool ${file} has schema version ${version}; this spool-inspect reads versions 1 to ${SCHEMA_VERSION}. ` +
           'Use the spool-inspect of the collector version that wrote it',
       );
     }
-    // Version 1 is read as it is, and upgraded in place before any change.
-    if (version === 1 && !readonly) upgradeSchema(db);
+    // An earlier version is read as it is, and upgraded in place before any change.
+    if (version < SCHEMA_VERSION && !readonly) upgradeSchema(db);
   } catch (error) {
     db.close();
     throw error;
@@ -355,8 +361,9 @@ function toSpooled(row: CrashRow): SpooledCrash {
   return { ...crashListing(row), rawCrashJson: row.raw_crash ?? '' };
 }
 
-function readDumps(db: Database.Database, seq: number): { name: string; data: Buffer }[] {
-  return new StoredDumps(db).readSync(seq);
+/** The dumps of a crash row read in the caller's transaction (so it is there). */
+function readDumps(db: Database.Database, row: CrashRow): { name: string; data: Buffer }[] {
+  return new StoredDumps(db).readSync({ seq: row.seq, crashId: row.crash_id }) ?? [];
 }
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -367,7 +374,7 @@ export function showCrash(spool: InspectedSpool, crashId: string): CrashDetail {
   return db.transaction(() => {
     const row = findCrash(db, crashId);
     if (!row) throw new CrashNotFound(crashId);
-    const dumps = readDumps(db, row.seq).map(({ name, data }) => ({ name, bytes: data.length, sha256: sha256(data) }));
+    const dumps = readDumps(db, row).map(({ name, data }) => ({ name, bytes: data.length, sha256: sha256(data) }));
     return { crash: toSpooled(row), dumps };
   })();
 }
@@ -393,7 +400,7 @@ export function exportCrash(spool: InspectedSpool, crashId: string, dir: string)
   const { row, dumps } = db.transaction(() => {
     const found = findCrash(db, crashId);
     if (!found) throw new CrashNotFound(crashId);
-    return { row: found, dumps: readDumps(db, found.seq) };
+    return { row: found, dumps: readDumps(db, found) };
   })();
   const files: { path: string; data: Buffer }[] = [
     { path: join(dir, 'raw_crash.json'), data: Buffer.from(row.raw_crash ?? '', 'utf8') },
@@ -484,8 +491,9 @@ function toPurged(row: Pick<CrashRow, 'crash_id' | 'state' | 'bytes' | 'attempts
 }
 
 /**
- * Deletes the crash row and its dumps in one transaction. `onPurged` runs after the commit, once
- * per deleted crash (I6: the caller logs it). Returns undefined when the crash is gone already.
+ * Deletes the crash, its dumps and body in one transaction (the spool's one delete, CrashRows).
+ * `onPurged` runs after the commit, once per deleted crash (I6: the caller logs it). Returns
+ * undefined when the crash is gone already.
  */
 function purgeOne(db: Database.Database, crashId: string, onlyDead: boolean): PurgedCrash | undefined {
   return db
@@ -494,9 +502,7 @@ function purgeOne(db: Database.Database, crashId: string, onlyDead: boolean): Pu
         .prepare('SELECT seq, crash_id, state, bytes, attempts, received_at, last_error FROM crashes WHERE crash_id = ?')
         .get(crashId) as CrashRow | undefined;
       if (!row || (onlyDead && row.state !== 'dead')) return undefined;
-      db.prepare('DELETE FROM dumps WHERE seq = ?').run(row.seq);
-      db.prepare('DELETE FROM bodies WHERE seq = ?').run(row.seq);
-      db.prepare('DELETE FROM crashes WHERE seq = ?').run(row.seq);
+      new CrashRows(db).delete({ seq: row.seq, crashId: row.crash_id });
       return toPurged(row);
     })
     .immediate();

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { BackgroundErrors } from '../background-errors.js';
 import { createMetrics } from '../metrics.js';
 import { Drainer } from '../drain/drainer.js';
 import { closeSpoolDatabase, crashListing, openSpoolDatabase, SpoolReader, SpoolUsage, type CrashRow, type SpooledCrash } from '../spool/spool.js';
@@ -36,9 +37,16 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
     const reader = new SpoolReader(db);
     const usage = new SpoolUsage(reader.stats().bytes, { dir: config.spoolDir, maxBytes: config.spoolMaxBytes, minFreeBytes: 0 });
     let writerDied: Error | undefined;
-    const writer = await SpoolWriter.start(config.spoolDir, config.durability, usage, () => reader.reusableBytes(), (error) => (writerDied = error), {
-      everyBytes: config.spoolCheckpointBytes,
-      eagerBelowFreeBytes: 4 * config.spoolCheckpointBytes,
+    const metrics = createMetrics();
+    const errors = new BackgroundErrors(logger, metrics.backgroundErrors);
+    const writer = await SpoolWriter.start({
+      dir: config.spoolDir,
+      durability: config.durability,
+      usage,
+      reusableBytes: () => reader.reusableBytes(),
+      onFatal: (error) => (writerDied = error),
+      checkpoints: { everyBytes: config.spoolCheckpointBytes, eagerBelowFreeBytes: 4 * config.spoolCheckpointBytes },
+      errors,
     });
     const storage = createStorage(config, logger);
     const drainer = new Drainer(
@@ -54,11 +62,11 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
         maxAttempts: config.maxAttempts,
       },
       logger,
-      createMetrics(),
+      metrics,
       { receiving: () => false, spoolFillingUp: () => false },
     );
     const report = () => onProgress({ uploaded: drainer.uploaded, pending: reader.stats().pending, seconds: (Date.now() - started) / 1000 });
-    const progress = setInterval(report, PROGRESS_INTERVAL_MS);
+    const progress = setInterval(errors.guard('drain_progress', report), PROGRESS_INTERVAL_MS);
     try {
       drainer.start();
       await drainer.untilEmpty(started + maxMs);

@@ -488,8 +488,10 @@ const purge: Command = {
   synopsis: 'purge <crash_id> | --all-dead  --yes',
   description: `Deletes crashes from the spool for good (each crash row and its dumps in one
 transaction): one crash by ID, in any state, or every dead-letter crash. Refuses without --yes.
-Logs one JSON line on stderr per deleted crash ("crash purged by operator"). A running
-collector counts the freed bytes toward SPOOL_MAX_BYTES until its next restart.`,
+Logs one JSON line on stderr per deleted crash ("crash purged by operator"). Safe on a live
+node: only the named crashes are deleted, and a crash whose upload is under way may still
+reach storage whole. A running collector re-reads its spool size every 2 s while the spool
+is above half of SPOOL_MAX_BYTES, so the freed bytes count within seconds.`,
   options: { 'all-dead': { type: 'boolean' }, yes: { type: 'boolean' } },
   positionals: ['crash_id'],
   optionalPositionals: true,

@@ -18,6 +18,9 @@ export interface WriterReply {
   error?: { message: string; code?: string };
 }
 
+/** Replies to a batch of writes; or the news that a batch failed as a whole and was retried apart (for the log). */
+export type WriterMessage = WriterReply[] | { kind: 'batchFailed'; error: { message: string; code?: string }; writes: number };
+
 const { dir, durability, backstopCheckpointBytes } = workerData as { dir: string; durability: Durability; backstopCheckpointBytes: number };
 const port = parentPort!;
 const db = openSpoolDatabase(dir, { durability, create: true });
@@ -33,7 +36,7 @@ const errorOf = (error: unknown) => ({ message: (error as Error).message, code: 
 
 /** A batch's replies go in one message: the event loop wakes once per batch, not once per crash. */
 function send(replies: WriterReply[]): void {
-  if (replies.length > 0) port.postMessage(replies);
+  if (replies.length > 0) port.postMessage(replies satisfies WriterMessage);
 }
 
 const replies = (entries: { id: number }[], results: WriteResult[]): WriterReply[] =>
@@ -54,9 +57,10 @@ function flush(): void {
   let results: WriteResult[];
   try {
     results = store.apply(entries.map((entry) => entry.op));
-  } catch {
+  } catch (error) {
     // The batch failed as a whole (e.g. the disk is full). Deletes and failure records still get
     // a transaction of their own, so the drainer can free space while new crashes are refused.
+    port.postMessage({ kind: 'batchFailed', error: errorOf(error), writes: entries.length } satisfies WriterMessage);
     const appends = entries.filter((entry) => entry.op.kind === 'append');
     commit(appends);
     commit(entries.filter((entry) => entry.op.kind !== 'append'));

@@ -3,11 +3,13 @@
  * there as a message and its promise settles when the thread replies after the commit. If the
  * thread dies, every pending write fails and `onFatal` is told; what was committed is safe.
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Crash } from '../crash.js';
 import { crashBytes } from '../crash.js';
-import { SpoolFull, type DedupKey, type DumpToStore, type Durability, type SpooledCrash, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
-import type { WriterReply, WriterRequest } from './spool-writer-thread.js';
+import { SpoolFull, type DedupKey, type DumpToStore, type Durability, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
+import type { WriterMessage, WriterReply, WriterRequest } from './spool-writer-thread.js';
+import type { BackgroundErrors } from '../background-errors.js';
+import type { CrashRef, FailureRecord } from './crash-rows.js';
 import type { CheckpointerData, CheckpointerMessage, CheckpointerRequest } from './spool-checkpointer-thread.js';
 
 /** How often the checkpointer thread looks at the free space (checkpointing every time while it is short). */
@@ -58,6 +60,17 @@ export class SpoolWriteError extends Error {
   }
 }
 
+/** Starts the thread whose module `name` lies beside this one. */
+function startThread(name: string, options: WorkerOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL(`./${name}.js`, import.meta.url), options);
+  // Run from source (in-process tests under tsx): Node 20 does not hand tsx's loader on to a
+  // thread, so the thread registers it before loading its module.
+  const source = JSON.stringify(new URL(`./${name}.ts`, import.meta.url).href);
+  return new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${source}); })`, { ...options, eval: true });
+}
+
+const wasFound = (result: WriteResult): boolean => result !== undefined && 'found' in result && result.found;
+
 const ownsItsMemory = (data: Buffer): boolean =>
   data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
 
@@ -93,6 +106,24 @@ function crashToStore(crash: Crash): CrashToStore {
   return { dumps: crash.dumps.map(({ name, data }) => ({ name, data })), storedBytes: dumpBytes, transfer: [...owned] };
 }
 
+export interface SpoolWriterOptions {
+  dir: string;
+  durability: Durability;
+  /** The spool's byte count, which appends add to and removes subtract from. */
+  usage: SpoolUsage;
+  /** Free pages inside the database file, read on the caller's own connection. */
+  reusableBytes: () => number;
+  /** The writer thread died: every pending write has failed and nothing more can be committed. */
+  onFatal: (error: Error) => void;
+  checkpoints: CheckpointPolicy;
+  /**
+   * Where failures the threads survive are reported: a background checkpoint that failed (the
+   * writer's own checkpoints still bound the WAL, at twice `checkpoints.everyBytes`), a batch that
+   * failed as a whole and was retried write by write.
+   */
+  errors?: Pick<BackgroundErrors, 'report'>;
+}
+
 export class SpoolWriter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (result: WriteResult) => void; reject: (error: Error) => void }>();
@@ -113,9 +144,11 @@ export class SpoolWriter {
     private readonly usage: SpoolUsage,
     /** Free pages inside the database file, read on the caller's own connection. */
     private readonly reusableBytes: () => number,
+    errors: Pick<BackgroundErrors, 'report'> | undefined,
   ) {
-    worker.on('message', (replies: WriterReply[]) => {
-      for (const reply of replies) this.settle(reply);
+    worker.on('message', (message: WriterMessage) => {
+      if (Array.isArray(message)) for (const reply of message) this.settle(reply);
+      else errors?.report('spool_write_batch', Object.assign(new Error(message.error.message), { code: message.error.code }), { writes: message.writes });
     });
   }
 
@@ -127,22 +160,10 @@ export class SpoolWriter {
     else waiter.resolve(reply.result);
   }
 
-  /**
-   * Starts the writer thread on the spool in `dir`, and the checkpointer thread once the writer
-   * has its connection open; resolves when both are ready. `onCheckpointError` hears of failed
-   * background checkpoints (the writer's own checkpoints still bound the WAL, at twice
-   * `checkpoints.everyBytes`).
-   */
-  static async start(
-    dir: string,
-    durability: Durability,
-    usage: SpoolUsage,
-    reusableBytes: () => number,
-    onFatal: (error: Error) => void,
-    checkpoints: CheckpointPolicy,
-    onCheckpointError: (message: string) => void = () => undefined,
-  ): Promise<SpoolWriter> {
-    const worker = new Worker(new URL('./spool-writer-thread.js', import.meta.url), {
+  /** Starts the writer thread on the spool, and the checkpointer thread once the writer has its connection open; resolves when both are ready. */
+  static async start(options: SpoolWriterOptions): Promise<SpoolWriter> {
+    const { dir, durability, usage, reusableBytes, onFatal, checkpoints, errors } = options;
+    const worker = startThread('spool-writer-thread', {
       workerData: { dir, durability, backstopCheckpointBytes: 2 * checkpoints.everyBytes },
     });
     const writer = await new Promise<SpoolWriter>((resolve, reject) => {
@@ -150,7 +171,7 @@ export class SpoolWriter {
       worker.once('error', failedToStart);
       worker.once('message', () => {
         worker.off('error', failedToStart);
-        const started = new SpoolWriter(worker, usage, reusableBytes);
+        const started = new SpoolWriter(worker, usage, reusableBytes, errors);
         const die = (error: Error) => {
           for (const waiter of started.pending.values()) waiter.reject(error);
           started.pending.clear();
@@ -164,7 +185,7 @@ export class SpoolWriter {
     try {
       writer.checkpointer = await startCheckpointer(
         { dir, durability, intervalMs: CHECKPOINT_INTERVAL_MS, eagerBelowFreeBytes: checkpoints.eagerBelowFreeBytes },
-        onCheckpointError,
+        (message) => errors?.report('spool_checkpoint', new Error(message)),
       );
     } catch (error) {
       await writer.close();
@@ -265,26 +286,42 @@ export class SpoolWriter {
     return failure;
   }
 
-  /** I2: only for a crash whose every object storage has confirmed. */
-  async remove(crash: Pick<SpooledCrash, 'seq' | 'bytes'>): Promise<void> {
+  /**
+   * I2: only for a crash whose every object storage has confirmed. Resolves false when the crash
+   * had left the spool already (an operator's purge): nothing was deleted (I7).
+   */
+  async remove(crash: CrashRef & { bytes: number }): Promise<boolean> {
     this.usage.removeStarted(crash.bytes);
     let removed = false;
     try {
-      await this.send({ kind: 'remove', seq: crash.seq });
-      removed = true;
-      this.committed(REMOVE_WAL_BYTES, 0, crash.bytes);
+      removed = wasFound(await this.send({ kind: 'remove', crash: { seq: crash.seq, crashId: crash.crashId } }));
+      this.committed(REMOVE_WAL_BYTES, 0, removed ? crash.bytes : 0);
     } finally {
+      // A crash purged by another process is counted until the usage is re-read (errs high).
       this.usage.removeSettled(crash.bytes, removed);
     }
+    return removed;
   }
 
-  async recordFailure(seq: number, failure: { attempts: number; nextAttemptAt: number; error: string; dead: boolean }): Promise<void> {
-    await this.send({ kind: 'failure', seq, ...failure });
+  /** Records a failed upload of the crash; resolves false when it had left the spool already (I7). */
+  async recordFailure(crash: CrashRef, failure: FailureRecord): Promise<boolean> {
+    return wasFound(await this.send({ kind: 'failure', crash: { seq: crash.seq, crashId: crash.crashId }, failure }));
   }
 
   /** A real (tiny) durable write: proves the spool can still commit. */
   async probe(): Promise<void> {
     await this.send({ kind: 'probe' });
+  }
+
+  /**
+   * Ends both threads at once, without committing what is queued (those writes reject): what a
+   * kill does to them. What was committed stays; for recovery tests.
+   */
+  async abort(): Promise<void> {
+    clearInterval(this.quietCheck);
+    await this.checkpointer?.terminate();
+    this.checkpointer = undefined;
+    await this.worker.terminate();
   }
 
   /** Stops the checkpointer; commits what is queued, checkpoints and closes the connection, ends the thread. */
@@ -299,7 +336,7 @@ export class SpoolWriter {
 }
 
 function startCheckpointer(data: CheckpointerData, onError: (message: string) => void): Promise<Worker> {
-  const worker = new Worker(new URL('./spool-checkpointer-thread.js', import.meta.url), { workerData: data });
+  const worker = startThread('spool-checkpointer-thread', { workerData: data });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.on('message', (message: CheckpointerMessage) => {

@@ -6,7 +6,11 @@
  *   (raw crash and every dump) has committed, and `SpoolWriter.append` resolves only then. With durability `full` the WAL is fsynced at commit
  *   (`synchronous=FULL`), so the crash survives power loss; with `normal` it survives kill -9.
  * - I2 delete ⇒ uploaded: a `remove` is only sent by the drainer after every object was confirmed.
+ * - I7 a crash's row number is never reused (`AUTOINCREMENT`), and every change to one crash names
+ *   it by row number *and* crash ID (`CrashRows`): a crash deleted by an operator while the
+ *   drainer uploads it can never make that upload's remove or failure touch another crash.
  * - Nothing is stored half-way: a crash and its dumps go in one transaction.
+ * The invariants and the tests that prove them: docs/INVARIANTS.md.
  *
  * Each user opens its own connection: the writer thread (all the collector's writes), the drainer
  * (reads), spool-inspect. better-sqlite3 is synchronous: every call here blocks the calling thread
@@ -14,6 +18,7 @@
  * their own (spool-writer.ts).
  */
 import Database from 'better-sqlite3';
+import { CrashRows, type CrashRef, type FailureRecord } from './crash-rows.js';
 import { DedupIndex, DEDUP_LOG_TABLE } from './dedup-index.js';
 import { existsSync, statfsSync } from 'node:fs';
 import { mkdirDurableSync } from '../durable-fs.js';
@@ -25,8 +30,11 @@ import type { Dump } from '../crash.js';
 const gunzipInPool = promisify(gunzip);
 
 export const SPOOL_FILE = 'spool.db';
-/** 2: a crash may keep its gzipped body as sent (`bodies`) and its dumps as places in it. */
-export const SCHEMA_VERSION = 2;
+/**
+ * 2: a crash may keep its gzipped body as sent (`bodies`) and its dumps as places in it.
+ * 3: row numbers are never reused (I7).
+ */
+export const SCHEMA_VERSION = 3;
 /**
  * Automatic checkpoint of connections other than the collector's writer (spool-inspect's small
  * writes): 8 MiB of 64 KiB pages, 512 KiB of 4 KiB ones.
@@ -73,9 +81,9 @@ export interface CrashRow {
   last_error: string | null;
 }
 
-const SCHEMA = `
-  CREATE TABLE crashes (
-    seq INTEGER PRIMARY KEY,
+const CRASHES_TABLE = (name: string) => `
+  CREATE TABLE ${name} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
     crash_id TEXT NOT NULL UNIQUE,
     received_at INTEGER NOT NULL,
     raw_crash TEXT NOT NULL,
@@ -86,26 +94,57 @@ const SCHEMA = `
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
   );
+`;
+const CRASHES_INDEXES = `
   CREATE INDEX crashes_by_state ON crashes (state, seq);
   CREATE INDEX crashes_by_due ON crashes (state, next_attempt_at);
+`;
+
+/**
+ * A dump with a `body_offset` has no bytes of its own (`data` is empty); it is the `body_length`
+ * bytes at that offset of the crash's body in `bodies`, once inflated.
+ */
+const SCHEMA = `
+  ${CRASHES_TABLE('crashes')}
+  ${CRASHES_INDEXES}
   CREATE TABLE dumps (
     id INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,
     name TEXT NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    body_offset INTEGER,
+    body_length INTEGER
   );
   CREATE INDEX dumps_by_crash ON dumps (seq);
+  CREATE TABLE bodies (seq INTEGER PRIMARY KEY, gzip BLOB NOT NULL);
+  PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
-/**
- * Version 2: a dump with a `body_offset` has no bytes of its own (`data` is empty); it is the
- * `body_length` bytes at that offset of the crash's body in `bodies`, once inflated.
- */
+/** Version 1 to 2: bodies kept as sent. */
 const UPGRADE_TO_2 = `
   ALTER TABLE dumps ADD COLUMN body_offset INTEGER;
   ALTER TABLE dumps ADD COLUMN body_length INTEGER;
   CREATE TABLE bodies (seq INTEGER PRIMARY KEY, gzip BLOB NOT NULL);
   PRAGMA user_version = 2;
+`;
+
+const CRASH_COLUMNS = 'seq, crash_id, received_at, raw_crash, dump_names, bytes, state, attempts, next_attempt_at, last_error';
+
+/**
+ * Version 2 to 3: SQLite cannot add AUTOINCREMENT to a table, so the crash rows (not the dumps)
+ * are copied into one that has it, keeping their numbers; the sequence starts above every number
+ * in use, dumps and bodies included.
+ */
+const UPGRADE_TO_3 = `
+  ${CRASHES_TABLE('crashes_v3')}
+  INSERT INTO crashes_v3 (${CRASH_COLUMNS}) SELECT ${CRASH_COLUMNS} FROM crashes ORDER BY seq;
+  DROP TABLE crashes;
+  ALTER TABLE crashes_v3 RENAME TO crashes;
+  ${CRASHES_INDEXES}
+  DELETE FROM sqlite_sequence WHERE name IN ('crashes', 'crashes_v3');
+  INSERT INTO sqlite_sequence (name, seq) SELECT 'crashes', MAX(
+    (SELECT COALESCE(MAX(seq), 0) FROM crashes), (SELECT COALESCE(MAX(seq), 0) FROM dumps), (SELECT COALESCE(MAX(seq), 0) FROM bodies));
+  PRAGMA user_version = 3;
 `;
 
 /** Added after the first spools were written; created when missing. */
@@ -157,9 +196,9 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
     let version = db.pragma('user_version', { simple: true }) as number;
     if (version === 0 && !options.readonly) {
-      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} ${UPGRADE_TO_2} COMMIT;`);
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
       version = SCHEMA_VERSION;
-    } else if (version === 1 && !options.readonly) {
+    } else if (version > 0 && version < SCHEMA_VERSION && !options.readonly) {
       upgradeSchema(db);
       version = SCHEMA_VERSION;
     }
@@ -183,10 +222,15 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
   return db;
 }
 
-/** Brings a version 1 spool to version 2 in place (a spool another connection upgraded meanwhile is left as it is). */
+/**
+ * Brings a spool of an earlier schema version to this one in place, in one transaction (a spool
+ * another connection upgraded meanwhile is left as it is).
+ */
 export function upgradeSchema(db: Database.Database): void {
   db.transaction(() => {
-    if (db.pragma('user_version', { simple: true }) === 1) db.exec(UPGRADE_TO_2);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version === 1) db.exec(UPGRADE_TO_2);
+    if (version === 1 || version === 2) db.exec(UPGRADE_TO_3);
   }).immediate();
 }
 
@@ -328,9 +372,9 @@ export type WriteOp =
       sentGzip?: Uint8Array;
       dedup?: DedupKey;
     }
-  | { kind: 'remove'; seq: number }
+  | { kind: 'remove'; crash: CrashRef }
   | { kind: 'expireDedup'; before: number; limit: number }
-  | { kind: 'failure'; seq: number; attempts: number; nextAttemptAt: number; error: string; dead: boolean }
+  | { kind: 'failure'; crash: CrashRef; failure: FailureRecord }
   | { kind: 'probe' };
 
 /** How a report is recognised when it comes again (see report-identity.ts). */
@@ -346,9 +390,9 @@ export interface DedupKey {
 /**
  * What a write did: an append either stored the crash or found it was a repeat of an earlier
  * report (then nothing is stored and the earlier crash ID is the answer); an expiry counts the
- * index entries it removed.
+ * index entries it removed; a remove or failure says whether the crash was still there.
  */
-export type WriteResult = { duplicateOf: string } | { expired: number } | undefined;
+export type WriteResult = { duplicateOf: string } | { expired: number } | { found: boolean } | undefined;
 
 /** Adds a note to a raw crash's `metadata.collector_notes`. */
 function withNote(rawCrashJson: string, note: string): string {
@@ -367,10 +411,7 @@ export class SpoolStore {
   private readonly insertCrash: Database.Statement;
   private readonly insertDump: Database.Statement;
   private readonly insertBody: Database.Statement;
-  private readonly deleteCrash: Database.Statement;
-  private readonly deleteDumps: Database.Statement;
-  private readonly deleteBody: Database.Statement;
-  private readonly failure: Database.Statement;
+  private readonly rows: CrashRows;
   private readonly probe: Database.Statement;
   private readonly dedup: DedupIndex;
   private readonly rawCrashOf: Database.Statement;
@@ -383,10 +424,7 @@ export class SpoolStore {
     );
     this.insertDump = db.prepare('INSERT INTO dumps (seq, name, data, body_offset, body_length) VALUES (?, ?, ?, ?, ?)');
     this.insertBody = db.prepare('INSERT INTO bodies (seq, gzip) VALUES (?, ?)');
-    this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ?');
-    this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
-    this.deleteBody = db.prepare('DELETE FROM bodies WHERE seq = ?');
-    this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ?');
+    this.rows = new CrashRows(db);
     this.probe = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`);
     this.dedup = new DedupIndex(db);
     this.rawCrashOf = db.prepare('SELECT raw_crash FROM crashes WHERE crash_id = ?').pluck();
@@ -414,13 +452,9 @@ export class SpoolStore {
         return { expired: this.dedup.expire(op.before, op.limit) };
       case 'remove':
         // I2: only for a crash whose every object storage has confirmed.
-        this.deleteDumps.run(op.seq);
-        this.deleteBody.run(op.seq);
-        this.deleteCrash.run(op.seq);
-        return;
+        return { found: this.rows.delete(op.crash) };
       case 'failure':
-        this.failure.run(op.attempts, op.nextAttemptAt, op.error, op.dead ? 'dead' : 'pending', op.seq);
-        return;
+        return { found: this.rows.recordFailure(op.crash, op.failure) };
       case 'probe':
         this.probe.run(new Date().toISOString());
         return;
@@ -522,10 +556,14 @@ export class SpoolReader {
     return row.at ?? undefined;
   }
 
-  /** The crash's dumps as uploaded; a body kept as sent is inflated off the event loop. */
-  async dumps(seq: number): Promise<Dump[]> {
-    const { rows, sentGzip } = this.dumpRows.read(seq);
-    return dumpsOf(rows, sentGzip && (await gunzipInPool(sentGzip)));
+  /**
+   * The crash's dumps as uploaded (a body kept as sent is inflated off the event loop), or
+   * undefined when the crash has left the spool (an operator's purge): nothing of it is uploaded then.
+   */
+  async dumps(crash: CrashRef): Promise<Dump[] | undefined> {
+    const stored = this.dumpRows.read(crash);
+    if (!stored) return undefined;
+    return dumpsOf(stored.rows, stored.sentGzip && (await gunzipInPool(stored.sentGzip)));
   }
 
   /** Free pages inside the database file: space new crashes fill before the file grows. */
@@ -554,36 +592,43 @@ interface DumpRow {
   length: number | null;
 }
 
-/** A crash's dump rows, and its body as sent when any dump is a place in it: one read transaction. */
+/**
+ * A crash's dump rows, and its body as sent when any dump is a place in it, read in one
+ * transaction with the check that the crash is (still) there.
+ */
 export class StoredDumps {
+  private readonly crashStatement: Database.Statement;
   private readonly rowsStatement: Database.Statement;
   private readonly bodyStatement: Database.Statement | undefined;
-  private readonly readBoth: (seq: number) => { rows: DumpRow[]; sentGzip: Buffer | undefined };
+  private readonly readAll: (crash: CrashRef) => { rows: DumpRow[]; sentGzip: Buffer | undefined } | undefined;
 
   constructor(db: Database.Database) {
     // spool-inspect may read a version 1 spool without upgrading it: no body there.
     const withBodies = (db.pragma('user_version', { simple: true }) as number) >= 2;
+    this.crashStatement = db.prepare('SELECT 1 FROM crashes WHERE seq = ? AND crash_id = ?').pluck();
     this.rowsStatement = db.prepare(
       withBodies
         ? 'SELECT name, data, body_offset AS offset, body_length AS length FROM dumps WHERE seq = ? ORDER BY id'
         : 'SELECT name, data, NULL AS offset, NULL AS length FROM dumps WHERE seq = ? ORDER BY id',
     );
     this.bodyStatement = withBodies ? db.prepare('SELECT gzip FROM bodies WHERE seq = ?').pluck() : undefined;
-    this.readBoth = db.transaction((seq: number) => {
-      const rows = this.rowsStatement.all(seq) as DumpRow[];
+    this.readAll = db.transaction((crash: CrashRef) => {
+      if (this.crashStatement.get(crash.seq, crash.crashId) === undefined) return undefined;
+      const rows = this.rowsStatement.all(crash.seq) as DumpRow[];
       const cut = rows.some((row) => row.offset !== null);
-      return { rows, sentGzip: cut ? (this.bodyStatement?.get(seq) as Buffer | undefined) : undefined };
+      return { rows, sentGzip: cut ? (this.bodyStatement?.get(crash.seq) as Buffer | undefined) : undefined };
     });
   }
 
-  read(seq: number): { rows: DumpRow[]; sentGzip: Buffer | undefined } {
-    return this.readBoth(seq);
+  /** Undefined when the crash is not in the spool. */
+  read(crash: CrashRef): { rows: DumpRow[]; sentGzip: Buffer | undefined } | undefined {
+    return this.readAll(crash);
   }
 
-  /** The dumps as uploaded, inflating a body kept as sent on this thread (for the ops tools). */
-  readSync(seq: number): Dump[] {
-    const { rows, sentGzip } = this.read(seq);
-    return dumpsOf(rows, sentGzip && gunzipSync(sentGzip));
+  /** The dumps as uploaded, inflating a body kept as sent on this thread (for the ops tools); undefined when the crash is not there. */
+  readSync(crash: CrashRef): Dump[] | undefined {
+    const stored = this.read(crash);
+    return stored && dumpsOf(stored.rows, stored.sentGzip && gunzipSync(stored.sentGzip));
   }
 }
 

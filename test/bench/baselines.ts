@@ -98,7 +98,7 @@ export async function rawPutLoop(s3: S3Endpoint, spoolDir: string, prefix: strin
     const worker = async () => {
       while (next < crashes.length) {
         const crash = crashes[next++]!;
-        const dumps = await reader.dumps(crash.seq);
+        const dumps = (await reader.dumps(crash)) ?? [];
         await put(keys.dumpNamesKey(crash.crashId), Buffer.from(JSON.stringify(crash.dumpNames)), 'application/json');
         await Promise.all(dumps.map((dump) => put(keys.dumpKey(crash.crashId, dump.name), dump.data, 'application/octet-stream')));
         await put(keys.rawCrashKey(crash.crashId), Buffer.from(crash.rawCrashJson), 'application/json');

@@ -33,6 +33,8 @@ export class FaultProxy {
   mode: FaultMode = { kind: 'pass' };
   /** Requests seen, by what the proxy did with them. */
   readonly counts: Record<string, number> = {};
+  /** Every request's method and path as it arrived, oldest first (to see what is in flight). */
+  readonly requests: { method: string; path: string }[] = [];
   private server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly random = seededRandom(20261201);
@@ -96,6 +98,7 @@ export class FaultProxy {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.requests.push({ method: req.method ?? '', path: req.url ?? '' });
     const mode = this.mode;
     switch (mode.kind) {
       case 'blackhole':

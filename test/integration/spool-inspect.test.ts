@@ -6,39 +6,19 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type Report } from '../helpers/multipart.js';
 import { s3Target } from '../helpers/stored-crashes.js';
+import { inspect, type Run } from '../helpers/spool-inspect-cli.js';
 
-const CLI = fileURLToPath(new URL('../../scripts/spool-inspect', import.meta.url));
 const UNREACHABLE = { S3_ENDPOINT: 'http://127.0.0.1:9' };
 const DEAD_LETTERED = 'crash dead-lettered; kept in the spool';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function inspect(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLI, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Runs and asserts exit 0; returns stdout. */
 async function ok(...args: string[]): Promise<string> {
@@ -453,7 +433,7 @@ test('a corrupt spool file, an unknown crash ID and another schema version are c
   db.pragma('user_version = 99');
   db.close();
   for (const args of [['summary'], ['list'], ['show', fixture.dead[0]!], ['requeue', '--all-dead'], ['purge', '--all-dead', '--yes']]) {
-    await fails(2, /schema version 99; this spool-inspect reads versions 1 to 2/, ...args, '--spool', dir);
+    await fails(2, /schema version 99; this spool-inspect reads versions 1 to 3/, ...args, '--spool', dir);
   }
 });
 

@@ -15,6 +15,7 @@ import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { closeSpoolDatabase, DUE_SQL, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool/spool.js';
 import type { SpoolWriter } from '../../src/spool/spool-writer.js';
+import type { CrashRef } from '../../src/spool/crash-rows.js';
 import { StorageError, type CrashStorage } from '../../src/storage/storage.js';
 
 /** Stores nothing; records the most crashes it was ever storing at once (by crash ID in the key). */
@@ -85,8 +86,8 @@ async function withDrainer<T>(
     );
     // The writer thread's work, done in place: only its effect on the spool matters here.
     const writer = {
-      remove: async (crash: { seq: number }) => store.apply([{ kind: 'remove', seq: crash.seq }]),
-      recordFailure: async () => undefined,
+      remove: async (crash: CrashRef) => (store.apply([{ kind: 'remove', crash }])[0] as { found: boolean }).found,
+      recordFailure: async () => true,
     } as unknown as SpoolWriter;
     const reader = new SpoolReader(db);
     const drainer = new Drainer(

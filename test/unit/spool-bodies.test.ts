@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
-import { closeSpoolDatabase, openSpoolDatabase, SPOOL_FILE, SpoolReader, SpoolStore, StoredDumps, type WriteOp } from '../../src/spool/spool.js';
+import { closeSpoolDatabase, openSpoolDatabase, SCHEMA_VERSION, SPOOL_FILE, SpoolReader, SpoolStore, StoredDumps, type WriteOp } from '../../src/spool/spool.js';
 
 function withSpoolDir<T>(use: (dir: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), 'crashspool-bodies-'));
@@ -53,14 +53,14 @@ test('a crash kept as sent gives back its dumps byte for byte, to the drainer an
       store.apply([keptAsSent(newCrashId(new Date()))]);
       const reader = new SpoolReader(db);
       const [crash] = reader.due(Date.now(), 1, new Set());
-      const dumps = await reader.dumps(crash!.seq);
+      const dumps = (await reader.dumps(crash!))!;
       assert.deepEqual(dumps.map((dump) => dump.name), ['upload_file_minidump', 'upload_file_browser']);
       assert.ok(dumps[0]!.data.equals(first));
       assert.ok(dumps[1]!.data.equals(second));
-      const again = new StoredDumps(db).readSync(crash!.seq);
+      const again = new StoredDumps(db).readSync(crash!)!;
       assert.ok(again[0]!.data.equals(first) && again[1]!.data.equals(second));
       assert.equal(count(db, 'bodies'), 1);
-      store.apply([{ kind: 'remove', seq: crash!.seq }]);
+      store.apply([{ kind: 'remove', crash: crash! }]);
       assert.equal(count(db, 'bodies'), 0);
       assert.equal(count(db, 'dumps'), 0);
     } finally {
@@ -78,7 +78,7 @@ test('a dump placed outside the stored body is an error, not wrong bytes', async
       new SpoolStore(db).apply([op]);
       const reader = new SpoolReader(db);
       const [crash] = reader.due(Date.now(), 1, new Set());
-      await assert.rejects(reader.dumps(crash!.seq), /lies outside the body stored with its crash/);
+      await assert.rejects(reader.dumps(crash!), /lies outside the body stored with its crash/);
     } finally {
       closeSpoolDatabase(db);
     }
@@ -109,14 +109,14 @@ test('a spool of schema version 1 is upgraded in place: its crashes read as befo
 
     const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
     try {
-      assert.equal(db.pragma('user_version', { simple: true }), 2);
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
       new SpoolStore(db).apply([keptAsSent(newCrashId(new Date()))]);
       const reader = new SpoolReader(db);
       const [before, after] = reader.due(Date.now(), 2, new Set());
       assert.equal(before!.crashId, oldCrash);
-      const oldDumps = await reader.dumps(before!.seq);
+      const oldDumps = (await reader.dumps(before!))!;
       assert.ok(oldDumps[0]!.data.equals(first));
-      const newDumps = await reader.dumps(after!.seq);
+      const newDumps = (await reader.dumps(after!))!;
       assert.ok(newDumps[1]!.data.equals(second));
     } finally {
       closeSpoolDatabase(db);

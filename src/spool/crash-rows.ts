@@ -1,0 +1,50 @@
+/**
+ * The one place a spooled crash is deleted or has a failure recorded (I7, docs/INVARIANTS.md).
+ * Both name the crash by its row number *and* its crash ID, so a caller holding a crash that has
+ * left the spool meanwhile (an operator's purge during its upload) changes nothing rather than
+ * another crash; each says whether the crash was there. Row numbers are never reused besides
+ * (`AUTOINCREMENT`, spool.ts), so dumps and bodies, found by row number, belong to that crash.
+ */
+import type Database from 'better-sqlite3';
+import type { CrashState } from './spool.js';
+
+/** What names one spooled crash. */
+export interface CrashRef {
+  seq: number;
+  crashId: string;
+}
+
+export interface FailureRecord {
+  attempts: number;
+  nextAttemptAt: number;
+  error: string;
+  dead: boolean;
+}
+
+export class CrashRows {
+  private readonly deleteCrash: Database.Statement;
+  private readonly deleteDumps: Database.Statement;
+  private readonly deleteBody: Database.Statement;
+  private readonly failure: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ? AND crash_id = ?');
+    this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
+    this.deleteBody = db.prepare('DELETE FROM bodies WHERE seq = ?');
+    this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ? AND crash_id = ?');
+  }
+
+  /** Deletes the crash with its dumps and body (run it inside the caller's transaction); false when it was not there. */
+  delete(crash: CrashRef): boolean {
+    if (this.deleteCrash.run(crash.seq, crash.crashId).changes === 0) return false;
+    this.deleteDumps.run(crash.seq);
+    this.deleteBody.run(crash.seq);
+    return true;
+  }
+
+  /** Records a failed upload (dead: moved to the dead-letter state); false when the crash was not there. */
+  recordFailure(crash: CrashRef, failure: FailureRecord): boolean {
+    const state: CrashState = failure.dead ? 'dead' : 'pending';
+    return this.failure.run(failure.attempts, failure.nextAttemptAt, failure.error, state, crash.seq, crash.crashId).changes > 0;
+  }
+}

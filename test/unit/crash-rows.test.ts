@@ -1,0 +1,126 @@
+/**
+ * I7 a crash's row identity is never reused (docs/INVARIANTS.md): row numbers come from
+ * AUTOINCREMENT, and every delete or failure record names the crash by row number and crash ID.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type Database from 'better-sqlite3';
+import { newCrashId } from '../../src/crash-id.js';
+import { closeInspectedSpool, openSpoolForInspection, purgeCrash } from '../../src/ops/spool-admin.js';
+import { CrashRows } from '../../src/spool/crash-rows.js';
+import { closeSpoolDatabase, openSpoolDatabase, SCHEMA_VERSION, SPOOL_FILE, SpoolReader, SpoolStore, type WriteOp } from '../../src/spool/spool.js';
+
+const V2_SPOOL = fileURLToPath(new URL('../fixtures/spool-v2/spool.db', import.meta.url));
+
+const append = (crashId: string): WriteOp => ({
+  kind: 'append',
+  crashId,
+  receivedAt: Date.now(),
+  rawCrashJson: '{}',
+  dumpNamesJson: '["upload_file_minidump"]',
+  bytes: 10,
+  dumps: [{ name: 'upload_file_minidump', data: Buffer.from(crashId) }],
+});
+
+function withSpool(use: (dir: string) => void | Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'crashspool-rows-'));
+  return Promise.resolve(use(dir)).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+/** A new spool with the collector's store (the writer thread's work, done in place) and the drainer's reader. */
+function withStore(use: (spool: { dir: string; db: Database.Database; store: SpoolStore; reader: SpoolReader }) => void): Promise<void> {
+  return withSpool((dir) => {
+    const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
+    try {
+      use({ dir, db, store: new SpoolStore(db), reader: new SpoolReader(db) });
+    } finally {
+      closeSpoolDatabase(db);
+    }
+  });
+}
+
+const rows = (reader: SpoolReader) =>
+  reader.db.prepare('SELECT seq, crash_id AS crashId, state, attempts FROM crashes ORDER BY seq').all() as {
+    seq: number;
+    crashId: string;
+    state: string;
+    attempts: number;
+  }[];
+
+function purge(dir: string, crashId: string): void {
+  const spool = openSpoolForInspection(dir, 'write');
+  try {
+    purgeCrash(spool, crashId, () => undefined);
+  } finally {
+    closeInspectedSpool(spool);
+  }
+}
+
+test('I7: after the newest crash is purged, the next crash gets a number never used before', () =>
+  withStore(({ dir, store, reader }) => {
+    const [a, b, c] = [newCrashId(new Date()), newCrashId(new Date()), newCrashId(new Date())];
+    store.apply([append(a), append(b)]);
+    const seqOfB = rows(reader)[1]!.seq;
+    purge(dir, b);
+    store.apply([append(c)]);
+    assert.ok(rows(reader)[1]!.seq > seqOfB, `C got ${rows(reader)[1]!.seq}, B had ${seqOfB}`);
+  }));
+
+test('I7: the failure and the remove of a crash purged during its upload change no other crash', () =>
+  withStore(({ dir, store, reader }) => {
+    const [a, b, c] = [newCrashId(new Date()), newCrashId(new Date()), newCrashId(new Date())];
+    store.apply([append(a), append(b)]);
+    const uploading = reader.due(Date.now(), 2, new Set())[1]!;
+    assert.equal(uploading.crashId, b);
+    purge(dir, b);
+    store.apply([append(c)]);
+    const failure = { attempts: 10, nextAttemptAt: Date.now() + 60_000, error: 'rejected', dead: true };
+    assert.deepEqual(store.apply([{ kind: 'failure', crash: uploading, failure }]), [{ found: false }]);
+    assert.deepEqual(store.apply([{ kind: 'remove', crash: uploading }]), [{ found: false }]);
+    assert.deepEqual(
+      rows(reader).map(({ crashId, state, attempts }) => ({ crashId, state, attempts })),
+      [a, c].map((crashId) => ({ crashId, state: 'pending', attempts: 0 })),
+    );
+  }));
+
+test('I7: even a crash that holds a purged crash\'s number (a spool whose sequence was reset) is safe from that crash\'s failure and remove', () =>
+  withStore(({ dir, db, store, reader }) => {
+    const [b, c] = [newCrashId(new Date()), newCrashId(new Date())];
+    store.apply([append(b)]);
+    const uploading = reader.due(Date.now(), 1, new Set())[0]!;
+    purge(dir, b);
+    db.prepare("UPDATE sqlite_sequence SET seq = 0 WHERE name = 'crashes'").run();
+    store.apply([append(c)]);
+    assert.equal(rows(reader)[0]!.seq, uploading.seq, 'C holds B\'s number');
+    const crashRows = new CrashRows(db);
+    assert.equal(crashRows.recordFailure(uploading, { attempts: 1, nextAttemptAt: 0, error: 'x', dead: true }), false);
+    assert.equal(crashRows.delete(uploading), false);
+    assert.deepEqual(rows(reader).map((row) => [row.crashId, row.state]), [[c, 'pending']]);
+    assert.equal(db.prepare('SELECT COUNT(*) FROM dumps').pluck().get(), 1, 'C keeps its dump');
+  }));
+
+test('I7: a version 2 spool is upgraded in place: same crashes and numbers, and new numbers above every one in use', () =>
+  withSpool(async (dir) => {
+    copyFileSync(V2_SPOOL, join(dir, SPOOL_FILE));
+    const db = openSpoolDatabase(dir, { durability: 'normal', create: true });
+    try {
+      assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+      const reader = new SpoolReader(db);
+      const before = rows(reader);
+      assert.equal(before.length, 4);
+      assert.deepEqual(before.map((row) => row.seq), [1, 2, 3, 4]);
+      for (const crash of reader.due(Date.now(), 4, new Set())) assert.ok((await reader.dumps(crash))!.length > 0, crash.crashId);
+      const last = before[3]!;
+      purge(dir, last.crashId);
+      new SpoolStore(db).apply([append(newCrashId(new Date()))]);
+      assert.ok(rows(reader)[3]!.seq > last.seq, 'the purged newest number is not handed out again');
+      assert.match(db.prepare("SELECT sql FROM sqlite_master WHERE name = 'crashes'").pluck().get() as string, /AUTOINCREMENT/);
+      assert.deepEqual(db.pragma('integrity_check'), [{ integrity_check: 'ok' }]);
+    } finally {
+      closeSpoolDatabase(db);
+    }
+  }));
