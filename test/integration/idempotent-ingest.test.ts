@@ -123,6 +123,43 @@ test('what is not the same report is a new crash: other guid, other dumps; the s
   }
 });
 
+/** A report without a guid or report UUID (Breakpad's Windows sender without an install ID): product, version, comments and this dump. */
+function plainReport(comments: string, data: Buffer): Report {
+  const annotations = { ProductName: 'SameApp', Version: '1.0', Comments: comments };
+  const built = multipart([
+    ...Object.entries(annotations).map(([name, value]) => ({ name, value })),
+    { name: 'upload_file_minidump', filename: 'minidump.dmp', data },
+  ]);
+  return { style: 'breakpad', annotations, dumps: { upload_file_minidump: data }, ...built, gzip: false, query: '' };
+}
+
+test('I10: the same dump, product and version with other annotations is another crash, stored with its own; the same report twice is one', async () => {
+  const files = tempDir('files');
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${files}` });
+  try {
+    const first = plainReport('first crash', dump);
+    const another = plainReport('another crash', dump);
+    const firstId = crashIdFrom(await postReport(collector.url, first));
+    const anotherId = crashIdFrom(await postReport(collector.url, another));
+    assert.notEqual(anotherId, firstId, 'other annotations: another crash');
+    assert.equal(crashIdFrom(await postReport(collector.url, first)), firstId, 'the same report again: its first crash ID');
+    // The same annotations sent in another order are the same report.
+    const reordered = multipart([
+      { name: 'upload_file_minidump', filename: 'minidump.dmp', data: dump },
+      ...Object.entries(another.annotations).reverse().map(([name, value]) => ({ name, value: String(value) })),
+    ]);
+    assert.equal(crashIdFrom(await postReport(collector.url, { ...another, ...reordered })), anotherId, 'the order of the parts does not matter');
+    const stored = await Promise.all([
+      waitUntilStored(fileReader(files), firstId, expectedFrom(first)),
+      waitUntilStored(fileReader(files), anotherId, expectedFrom(another)),
+    ]);
+    assert.deepEqual(stored.map((raw) => raw['Comments']), ['first crash', 'another crash']);
+    assert.equal(storedCrashIds(files).length, 2);
+  } finally {
+    await collector.stop();
+  }
+});
+
 test('DEDUP_WINDOW: a repeat after the window is a new crash; 0 turns deduplication off', async () => {
   for (const [window, waitMs, same] of [['1s', 1500, false], ['0', 0, false], ['1h', 0, true]] as const) {
     const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}`, DEDUP_WINDOW: window });

@@ -36,12 +36,33 @@ describe('report identity', () => {
     assert.notEqual(d.identity, a.identity);
   });
 
-  test('without a report UUID: dumps, guid, product and version; no dumps: no identity', () => {
-    const base = reportIdentity({ guid: 'g', ProductName: 'P', Version: '1' }, [dump()], { upload_file_minidump: 'aa' })!;
+  test('I10: without a report UUID: every annotation (in any order) and the dumps; no dumps: no identity', () => {
+    const checksums = { upload_file_minidump: 'aa' };
+    const sent = { guid: 'g', ProductName: 'P', Version: '1', Comments: 'first crash', Nested: { b: 1, a: [{ y: 2, x: 1 }] } };
+    const base = reportIdentity(sent, [dump()], checksums)!;
     assert.equal(base.reportUuid, undefined);
-    for (const changed of [{ guid: 'h', ProductName: 'P', Version: '1' }, { guid: 'g', ProductName: 'Q', Version: '1' }, { guid: 'g', ProductName: 'P', Version: '2' }]) {
-      assert.notEqual(reportIdentity(changed, [dump()], { upload_file_minidump: 'aa' })!.identity, base.identity);
+    const reordered = { Nested: { a: [{ x: 1, y: 2 }], b: 1 }, Comments: 'first crash', Version: '1', ProductName: 'P', guid: 'g' };
+    assert.equal(reportIdentity(reordered, [dump()], checksums)!.identity, base.identity, 'the order sent does not matter');
+    const changes: Record<string, unknown>[] = [
+      { guid: 'h' },
+      { ProductName: 'Q' },
+      { Version: '2' },
+      { Comments: 'another crash' },
+      { Extra: '' },
+      { Nested: { b: 1, a: [{ y: 2, x: 2 }] } },
+      { Nested: [['a', [{ x: 1, y: 2 }]], ['b', 1]] },
+    ];
+    for (const change of changes) {
+      assert.notEqual(reportIdentity({ ...sent, ...change }, [dump()], checksums)!.identity, base.identity, JSON.stringify(change));
     }
+    const { Comments: _dropped, ...withoutComments } = sent;
+    assert.notEqual(reportIdentity(withoutComments, [dump()], checksums)!.identity, base.identity, 'an annotation fewer');
+    assert.notEqual(reportIdentity(sent, [dump()], { upload_file_minidump: 'bb' })!.identity, base.identity, 'other dump bytes');
+    // As the parser makes them: no prototype, so `__proto__` is an own key.
+    const proto = Object.create(null) as Record<string, unknown>;
+    proto['__proto__'] = 'x';
+    proto['guid'] = 'g';
+    assert.notEqual(reportIdentity(proto, [dump()], checksums)!.identity, reportIdentity({ guid: 'g' }, [dump()], checksums)!.identity, '__proto__ is a key');
     assert.equal(reportIdentity({ guid: 'g' }, [], {}), undefined);
   });
 });
