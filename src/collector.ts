@@ -33,12 +33,14 @@ import {
 } from './spool/spool.js';
 import { SpoolWriter } from './spool/spool-writer.js';
 import { MemoryBudget } from './http/memory-budget.js';
-import { lockSpool } from './spool/spool-lock.js';
+import { lockSpool, SpoolDirUnusable, SpoolLocked, type SpoolLock } from './spool/spool-lock.js';
+import { CannotStart } from './cannot-start.js';
+import type Database from 'better-sqlite3';
 import type { CrashStorage } from './storage/storage.js';
 import { readVersionInfo } from './version.js';
-import { loadThrottleRules } from './http/throttle-rules-file.js';
+import { loadThrottleRules, ThrottleRulesError } from './http/throttle-rules-file.js';
 import { Throttler } from './http/throttler.js';
-import { UploadTokens } from './http/upload-tokens.js';
+import { UploadTokens, UploadTokensError } from './http/upload-tokens.js';
 import { RateLimits } from './http/rate-limit.js';
 
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
@@ -76,15 +78,38 @@ function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger):
   }
 }
 
+/** The sender policy files, read before the spool is touched: a bad one stops the start. */
+function loadSenderPolicy(config: Config): { throttler: Throttler; tokens: UploadTokens | undefined } {
+  try {
+    const throttler = new Throttler(loadThrottleRules(config.throttleRules));
+    return { throttler, tokens: config.uploadTokens === undefined ? undefined : UploadTokens.load(config.uploadTokens) };
+  } catch (error) {
+    if (error instanceof ThrottleRulesError) throw new CannotStart('THROTTLE_RULES', error.message);
+    if (error instanceof UploadTokensError) throw new CannotStart('UPLOAD_TOKENS', error.message);
+    throw error;
+  }
+}
+
+/** Locks the spool directory (I5) and opens the drainer's reading connection, checking the spool. */
+function openSpool(config: Config, logger: Logger): { lock: SpoolLock; drainerDb: Database.Database; reader: SpoolReader } {
+  let lock: SpoolLock | undefined;
+  try {
+    lock = lockSpool(config.spoolDir);
+    // The drainer's connection only reads; all writes go through the writer thread.
+    const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
+    const reader = new SpoolReader(drainerDb);
+    checkSpoolAtStart(config, reader, logger);
+    return { lock, drainerDb, reader };
+  } catch (error) {
+    lock?.release();
+    if (error instanceof SpoolLocked || error instanceof SpoolDirUnusable || error instanceof SpoolError) throw new CannotStart('SPOOL_DIR', error.message);
+    throw error;
+  }
+}
+
 export async function startCollector(config: Config, logger: Logger): Promise<RunningCollector> {
-  // First: a bad rules file stops the start before the spool is touched.
-  const throttler = new Throttler(loadThrottleRules(config.throttleRules));
-  const tokens = config.uploadTokens === undefined ? undefined : UploadTokens.load(config.uploadTokens);
-  const lock = lockSpool(config.spoolDir);
-  // The drainer's connection only reads; all writes go through the writer thread.
-  const drainerDb = openSpoolDatabase(config.spoolDir, { durability: config.durability, create: true });
-  const reader = new SpoolReader(drainerDb);
-  checkSpoolAtStart(config, reader, logger);
+  const { throttler, tokens } = loadSenderPolicy(config);
+  const { lock, drainerDb, reader } = openSpool(config, logger);
   const usage = new SpoolUsage(reader.stats().bytes, {
     dir: config.spoolDir,
     maxBytes: config.spoolMaxBytes,
@@ -215,14 +240,14 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   server.timeout = config.idleTimeoutSeconds * 1000;
   closeIdleConnectionsAfterIo(server);
   answerInFlightBeforeClientErrors(server);
-  await listen(server, config.port, config.host);
+  await listen(server, config.port, config.host, 'PORT');
   const metricsServer =
     config.metricsPort === undefined ? undefined : (createAdaptorServer({
           fetch: createMetricsApp(metrics, refreshGauges).fetch,
           hostname: 'localhost',
           serverOptions: { requireHostHeader: false },
         }) as Server);
-  if (metricsServer) await listen(metricsServer, config.metricsPort!, config.host);
+  if (metricsServer) await listen(metricsServer, config.metricsPort!, config.host, 'METRICS_PORT');
   const address = server.address() as AddressInfo;
   const startStats = reader.stats();
   logger.info(
@@ -331,14 +356,34 @@ function expireDedupIndexPeriodically(writer: SpoolWriter, windowMs: number, log
   return timer;
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+/** Listens, or says in one line which setting keeps it from listening (CannotStart). */
+function listen(server: Server, port: number, host: string, portSetting: 'PORT' | 'METRICS_PORT'): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException) => reject(listenProblem(error, port, host, portSetting));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
+}
+
+function listenProblem(error: NodeJS.ErrnoException, port: number, host: string, portSetting: string): Error {
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return new CannotStart(portSetting, `${host}:${port} is in use (EADDRINUSE); stop what listens there or set ${portSetting} to a free port`);
+    case 'EACCES':
+      return new CannotStart(portSetting, `no permission to listen on ${host}:${port} (EACCES); ports below 1024 need privileges`);
+    case 'EADDRNOTAVAIL':
+      return new CannotStart('HOST', `${host} is not an address of this machine (EADDRNOTAVAIL); set HOST to one of its addresses, or 0.0.0.0 for all`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+    case 'EAI_NONAME':
+      return new CannotStart('HOST', `${host} does not resolve (${error.code}); set HOST to an address of this machine, or 0.0.0.0 for all`);
+    default:
+      return error;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

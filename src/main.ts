@@ -8,10 +8,7 @@ import { startCollector, type RunningCollector } from './collector.js';
 import { ConfigError, loadConfig } from './config.js';
 import { growHeapForBuffers } from './heap-growth.js';
 import { createLogger } from './logger.js';
-import { SpoolError } from './spool/spool.js';
-import { SpoolLocked } from './spool/spool-lock.js';
-import { ThrottleRulesError } from './http/throttle-rules-file.js';
-import { UploadTokensError } from './http/upload-tokens.js';
+import { CannotStart } from './cannot-start.js';
 
 function cannotStart(message: string): never {
   process.stderr.write(`crashspool: ${message}\n`);
@@ -59,13 +56,7 @@ async function main(): Promise<void> {
   try {
     collector = await startCollector(config, logger);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (error instanceof SpoolLocked || error instanceof SpoolError) cannotStart(error.message);
-    if (error instanceof ThrottleRulesError) cannotStart(`THROTTLE_RULES: ${error.message}`);
-    if (error instanceof UploadTokensError) cannotStart(`UPLOAD_TOKENS: ${error.message}`);
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      cannotStart(`cannot listen on ${config.host}:${config.port} (${code}); set PORT or HOST`);
-    }
+    if (error instanceof CannotStart) cannotStart(error.message);
     throw error;
   }
   if (firstSignal) shutdown(firstSignal);
