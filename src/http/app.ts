@@ -104,7 +104,7 @@ export function createApp(deps: AppDeps) {
     if (error instanceof ReportRejected) {
       if (error.unexpected !== undefined) return refuseUnexpected(error.unexpected, userAgent);
       logger.info({ reason: error.body, user_agent: userAgent }, 'crash report rejected');
-      return refuse(error.body.replace('Discarded=', ''), error.status, error.body);
+      return refuse(error.metricReason, error.status, error.body);
     }
     if (error instanceof ClientGone) {
       metrics.rejected.inc({ reason: 'client_gone' });

@@ -39,8 +39,13 @@ export class ReportRejected extends Error {
     super(`${status} ${reason}`);
   }
 
+  /** The answer's reason as metrics and logs name it: `too_large_<limit>` or `malformed_<reason>`. */
+  get metricReason(): string {
+    return this.status === 413 ? `too_large_${this.reason}` : `malformed_${this.reason}`;
+  }
+
   get body(): string {
-    return this.status === 413 ? `Discarded=too_large_${this.reason}` : `Discarded=malformed_${this.reason}`;
+    return `Discarded=${this.metricReason}`;
   }
 }
 
@@ -508,7 +513,7 @@ function writeAll(parser: busboy.Busboy, pieces: Buffer[]): Promise<void> {
     parser.once('finish', resolve);
     // Only a close without a finish fails the form: an Error made on every close costs a stack trace per report.
     parser.once('close', () => {
-      if (!parser.writableFinished) reject(new Error('Unexpected end of form'));
+      if (!parser.writableFinished) reject(malformed('invalid_payload_structure'));
     });
     for (const piece of pieces) parser.write(piece);
     parser.end();
@@ -522,6 +527,8 @@ function writeAll(parser: busboy.Busboy, pieces: Buffer[]): Promise<void> {
  */
 function refusal(error: unknown): Error {
   if (error instanceof ReportRejected || error instanceof ClientGone || error instanceof Overloaded) return error;
+  // busboy (1.6) reports a broken form with plain Errors and no code or class of their own, so
+  // its message is all there is to tell them from a bug of ours.
   if (error instanceof Error && /^(Unexpected end of form|Malformed part header|Multipart:)/.test(error.message)) {
     return malformed('invalid_payload_structure');
   }
