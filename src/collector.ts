@@ -1,6 +1,6 @@
 /**
  * Wires the collector together: spool lock, spool connections, storage, drainer, HTTP server —
- * and takes it apart again in the documented shutdown order (DESIGN.md §6):
+ * and takes it apart again in the documented shutdown order (README: Shutdown and restart):
  * lbheartbeat 503 → (LB grace) → stop accepting connections → finish in-flight requests →
  * drain until the spool is empty or the deadline → checkpoint and close the spool → exit.
  * Whatever is not uploaded by the deadline stays in the spool for the next start.

@@ -1,5 +1,5 @@
 /**
- * "No acknowledged crash is ever lost" (DESIGN.md §6, §9): 20 SIGKILLs at random moments while
+ * "No acknowledged crash is ever lost" (I1, I3, I8 in docs/INVARIANTS.md): 20 SIGKILLs at random moments while
  * four clients post, one S3 outage, then every acknowledged crash must be in S3 byte for byte.
  * Run hundreds of kills locally with `scripts/chaos --kills 200`.
  */
@@ -9,7 +9,7 @@ import { runChaos } from './harness.js';
 
 const KILLS = 20;
 
-test(`no acknowledged crash is lost across ${KILLS} SIGKILLs and an S3 outage`, { timeout: 300_000 }, async () => {
+test(`I1, I3, I8: no acknowledged crash is lost across ${KILLS} SIGKILLs and an S3 outage`, { timeout: 300_000 }, async () => {
   const { acknowledged, stored, lost, kills, details } = await runChaos({ kills: KILLS, clients: 4 });
   const context = JSON.stringify({ ...details, perKill: undefined }, null, 1);
 

@@ -1,5 +1,5 @@
 /**
- * The chaos harness behind "no acknowledged crash is ever lost" (DESIGN.md §6, §9).
+ * The chaos harness behind "no acknowledged crash is ever lost" (I1, I3, I8 in docs/INVARIANTS.md).
  *
  * Several clients post crash reports (the fixture dumps plus a few large ones, in all four client
  * styles) to one collector port as fast as they can, while a killer SIGKILLs the collector after a

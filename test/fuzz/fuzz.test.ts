@@ -10,7 +10,7 @@ import { runFuzz } from './harness.js';
 const CASES = Number(process.env['FUZZ_CASES'] ?? 2000);
 const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000);
 
-test(`structure-aware fuzz: ${CASES} hostile reports, the collector answers each and stores only what it acknowledged`, async (t) => {
+test(`I11: structure-aware fuzz: ${CASES} hostile reports, the collector answers each and stores only what it acknowledged`, async (t) => {
   t.diagnostic(`seed ${SEED} (replay with FUZZ_SEED=${SEED}, or one case with scripts/fuzz --seed ${SEED} --only N)`);
   const result = await runFuzz({ cases: CASES, seed: SEED, storage: 's3' });
   t.diagnostic(`statuses ${JSON.stringify(result.statuses)}; accepted ${result.accepted}, stored ${result.stored}; ${result.seconds.toFixed(1)} s (${JSON.stringify(result.phases)})`);

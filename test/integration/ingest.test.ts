@@ -64,7 +64,7 @@ for (const storage of storageCases()) {
   });
 }
 
-test('an acknowledged crash survives kill -9 and reaches storage after the restart', async () => {
+test('I1, I8: an acknowledged crash survives kill -9 and reaches storage after the restart', async () => {
   const spool = tempDir('spool');
   const s3 = s3Target('sigkill');
   // First run: storage unreachable, so the crash can only be in the spool when the process dies.

@@ -58,7 +58,7 @@ test('SIGTERM with a backlog and S3 healthy: drains everything, then exits 0', a
   await assertAllStored(s3, posted);
 });
 
-test('SIGTERM with S3 unreachable: exits 0 within the deadline, keeps every crash, next start delivers them', async () => {
+test('I2, I8: SIGTERM with S3 unreachable: exits 0 within the deadline, keeps every crash, next start delivers them', async () => {
   const spool = tempDir('spool');
   const s3 = s3Target('term-down');
   const posted = await spoolBacklog(spool, s3, 12);
@@ -229,7 +229,7 @@ test('a crash S3 rejects permanently is dead-lettered after N attempts; the othe
   }
 });
 
-test('dump bytes changed in the spool after the ack are refused by S3 (checksum from receipt), never stored, dead-lettered', async () => {
+test('I2, I6: dump bytes changed in the spool after the ack are refused by S3 (checksum from receipt), never stored, dead-lettered', async () => {
   const s3 = s3Target('tampered');
   const spool = tempDir('spool');
   const posted = await spoolBacklog(spool, s3, 2);
@@ -255,7 +255,7 @@ test('dump bytes changed in the spool after the ack are refused by S3 (checksum 
   }
 });
 
-test('a second collector on the same spool refuses to start; after the first is SIGKILLed it starts', async () => {
+test('I5: a second collector on the same spool refuses to start; after the first is SIGKILLed it starts', async () => {
   const spool = tempDir('spool');
   const env = { SPOOL_DIR: spool, STORAGE_URL: `file://${tempDir('files')}` };
   const first = await CollectorProcess.start(env);

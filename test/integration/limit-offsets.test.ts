@@ -141,7 +141,7 @@ function request(body: Buffer, transport: Transport) {
 const accepted = (text: string) => [...text.matchAll(/^crashspool_crashes_accepted_total\{[^}]*\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
 
 for (const limitCase of cases) {
-  describe(`${limitCase.limit}: ${limitCase.reason} wherever it is crossed`, () => {
+  describe(`I4: ${limitCase.limit}: ${limitCase.reason} wherever it is crossed`, () => {
     let collector: CollectorProcess;
     before(async () => {
       collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('limits-spool'), STORAGE_URL: `file://${tempDir('limits-files')}`, SPOOL_DURABILITY: 'normal', ...limitCase.env });

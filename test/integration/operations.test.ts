@@ -99,7 +99,7 @@ test('acks come first: while a report is being received the drainer starts from 
   }
 });
 
-test('metrics move as crashes are posted, refused and drained', async () => {
+test('I6: metrics move as crashes are posted, refused and drained', async () => {
   const root = tempDir('blocked');
   const blocker = join(root, 'blocker');
   writeFileSync(blocker, 'blocked');

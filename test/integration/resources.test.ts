@@ -55,7 +55,7 @@ async function gzipBomb(size: number): Promise<{ body: Buffer; contentType: stri
   return { body: Buffer.concat(chunks), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
-test('a gzip bomb (1 GiB of zeros) is refused with 413 while RSS stays bounded', async () => {
+test('I4: a gzip bomb (1 GiB of zeros) is refused with 413 while RSS stays bounded', async () => {
   const bomb = await gzipBomb(1024 * MiB);
   assert.ok(bomb.body.length < 2 * MiB, `bomb is ${bomb.body.length} bytes on the wire`);
   const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}` });
@@ -224,7 +224,7 @@ test('a spool file system filling up: 503 with Retry-After at the free-space res
   });
 });
 
-test('a really full file system (reserve off): SQLite reports it, 503, no crash, no corruption', async (t) => {
+test('I4, I11: a really full file system (reserve off): SQLite reports it, 503, no crash, no corruption', async (t) => {
   await withTmpfs(t, '24m', async (mountPoint) => {
     const spool = join(mountPoint, 'spool');
     const { collector } = await blockedCollector(spool, { SPOOL_MIN_FREE_BYTES: '0' });

@@ -344,7 +344,7 @@ test('requeue: dead crashes back to pending with attempts 0, last error kept', a
   assert.equal((await ok('requeue', '--all-dead', '--spool', dir)).trim(), 'no dead-letter crashes to requeue');
 });
 
-test('purge: refuses without --yes; deletes crash and dumps, logging each purged crash ID', async () => {
+test('I6: purge: refuses without --yes; deletes crash and dumps, logging each purged crash ID', async () => {
   const dir = copySpool();
   const [first, second] = fixture.dead as [string, string];
   const countDumps = () => {

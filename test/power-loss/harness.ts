@@ -1,5 +1,5 @@
 /**
- * The power-loss harness behind I1 "ack ⇒ durable" with `SPOOL_DURABILITY=full` (DESIGN.md §1, §6).
+ * The power-loss harness behind I1 "ack ⇒ durable" with `SPOOL_DURABILITY=full` (docs/INVARIANTS.md).
  *
  * Each round mounts the power-loss layer (powerloss_fs.py: a page cache that keeps only what was
  * fsynced) over the spool's backing directory and runs the real collector (`node dist/main.js`)

@@ -21,7 +21,7 @@ const cuts = Number(process.env['POWER_LOSS_CUTS'] ?? 10);
 const seed = process.env['POWER_LOSS_SEED'] === undefined ? undefined : Number(process.env['POWER_LOSS_SEED']);
 
 describe('power loss (SPOOL_DURABILITY=full)', { skip }, () => {
-  it(`loses no acknowledged crash over ${cuts} power cuts`, async () => {
+  it(`I1: loses no acknowledged crash over ${cuts} power cuts`, async () => {
     const result = await runPowerLoss({
       cuts,
       ...(seed === undefined ? {} : { seed }),

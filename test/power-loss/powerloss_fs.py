@@ -28,7 +28,7 @@ Control: a unix socket, one command per line, one JSON line back:
                              named NAME when given, e.g. spool.db: the cut lands in a checkpoint)
 SIGUSR1 cuts (drop), SIGUSR2 cuts (torn). The process unmounts and exits when its parent dies.
 
-Pitfalls kept (DESIGN.md §11): no attribute named `lock` on this class (fusepy would take over
+Pitfalls kept: no attribute named `lock` on this class (fusepy would take over
 locking); fsync is implemented for real; no direct_io, so SQLite can mmap the -shm file.
 """
 import argparse

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { runStorageFaults } from './harness.js';
 import { scenarios } from './scenarios.js';
 
-test('storage faults: the drainer goes on through hangs, stutters and slowness; health answers fast; nothing is lost', async (t) => {
+test('I2, I3: storage faults: the drainer goes on through hangs, stutters and slowness; health answers fast; nothing is lost', async (t) => {
   const result = await runStorageFaults({
     // 250: a backlog that takes a few seconds to drain, so the rates compared are not a 2 s sample.
     crashes: Number(process.env['FAULT_CRASHES'] ?? 250),

@@ -223,7 +223,7 @@ class FlakyStorage implements CrashStorage {
 
 const idle = { receiving: () => false, spoolFillingUp: () => false };
 
-test('drainer: 30% of requests failing is not an outage — full concurrency, no pause, each object stored once, raw crash last', async () => {
+test('I3, I9: drainer: 30% of requests failing is not an outage — full concurrency, no pause, each object stored once, raw crash last', async () => {
   const storage = new FlakyStorage((n) => n % 10 < 3);
   await withDrainer(storage, idle, 0, { baseMs: 10, maxMs: 50 }, async (drainer, reader) => {
     let everPaused = false;
