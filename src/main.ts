@@ -4,7 +4,7 @@
  * error or a second signal, 2 when it cannot start (invalid configuration, throttle rules or tokens,
  * unusable or locked spool, port in use).
  */
-import { startCollector, type RunningCollector } from './collector.js';
+import { startCollector, type RunningCollector } from './collector/start-collector.js';
 import { ConfigError, loadConfig } from './config.js';
 import { growHeapForBuffers } from './heap-growth.js';
 import { createLogger } from './logger.js';

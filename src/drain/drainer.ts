@@ -32,8 +32,9 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { uploadCrash } from './crash-upload.js';
-import type { SpooledCrash, SpoolReader } from '../spool/spool.js';
-import type { SpoolWriter } from '../spool/spool-writer.js';
+import type { SpooledCrash } from '../spool/spool-schema.js';
+import type { SpoolReader } from '../spool/spool-reader.js';
+import type { DrainedCrashes } from '../spool/spool-ports.js';
 import { StorageError, type CrashStorage } from '../storage/storage.js';
 
 const IDLE_RECHECK_MS = 30_000;
@@ -80,6 +81,19 @@ export interface DrainerOptions {
   maxAttempts: number;
 }
 
+export interface DrainerDeps {
+  /** The drainer's own reading connection. */
+  spool: SpoolReader;
+  /** Where removes and failure records go (the spool writer thread). */
+  writer: DrainedCrashes;
+  storage: CrashStorage;
+  options: DrainerOptions;
+  logger: Logger;
+  metrics: Metrics;
+  /** What it yields to; absent: nothing (it drains at DRAIN_CONCURRENCY). */
+  load?: DrainerLoad;
+}
+
 export class Drainer {
   private readonly inflight = new Map<number, Promise<void>>();
   private inflightBytes = 0;
@@ -103,15 +117,20 @@ export class Drainer {
   lastSuccessAt: number | undefined;
   private readonly errors: BackgroundErrors;
 
-  constructor(
-    private readonly spool: SpoolReader,
-    private readonly writer: SpoolWriter,
-    storage: CrashStorage,
-    private readonly options: DrainerOptions,
-    private readonly logger: Logger,
-    private readonly metrics: Metrics,
-    private readonly load: DrainerLoad = { receiving: () => false, spoolFillingUp: () => false },
-  ) {
+  private readonly spool: SpoolReader;
+  private readonly writer: DrainedCrashes;
+  private readonly options: DrainerOptions;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private readonly load: DrainerLoad;
+
+  constructor({ spool, writer, storage, options, logger, metrics, load }: DrainerDeps) {
+    this.spool = spool;
+    this.writer = writer;
+    this.options = options;
+    this.logger = logger;
+    this.metrics = metrics;
+    this.load = load ?? { receiving: () => false, spoolFillingUp: () => false };
     this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
     this.requests = {
       description: storage.description,

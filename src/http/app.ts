@@ -7,16 +7,16 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { annotate, buildCrash, clientKind, type ReceivedReport } from './raw-crash.js';
-import type { Throttler } from './throttler.js';
-import { reportIdentity } from './report-identity.js';
-import { checkClaims, checkSender, type Refusal } from './sender-checks.js';
-import type { UploadToken, UploadTokens } from './upload-tokens.js';
-import type { RateLimits } from './rate-limit.js';
+import { annotate, buildCrash, clientKind, type ReceivedReport } from '../intake/raw-crash.js';
+import type { Throttler } from '../policy/throttler.js';
+import { reportIdentity } from '../intake/report-identity.js';
+import { checkClaims, checkSender, type Refusal } from '../policy/sender-checks.js';
+import type { UploadToken, UploadTokens } from '../policy/upload-tokens.js';
+import type { RateLimits } from '../policy/rate-limit.js';
 import { newCrashId } from '../crash-id.js';
-import { ClientGone, parseReport, ReportRejected } from './report-parser.js';
-import type { SpoolWriter } from '../spool/spool-writer.js';
-import { Overloaded, type MemoryBudget, type Reservation } from './memory-budget.js';
+import { ClientGone, parseReport, ReportRejected } from '../report/report-parser.js';
+import type { CrashAppender } from '../spool/spool-ports.js';
+import { Overloaded, type MemoryBudget, type Reservation } from '../report/memory-budget.js';
 import { spoolFailureReason } from '../spool/spool-errors.js';
 import { discardRest } from './request-body.js';
 import type { VersionInfo } from '../version.js';
@@ -30,7 +30,7 @@ export interface ServiceState {
 
 export interface AppDeps {
   config: Config;
-  spool: SpoolWriter;
+  spool: CrashAppender;
   /** Told after each commit so it uploads without waiting for its timer. */
   onSpooled: () => void;
   state: ServiceState;

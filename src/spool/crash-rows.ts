@@ -6,7 +6,7 @@
  * (`AUTOINCREMENT`, spool.ts), so dumps and bodies, found by row number, belong to that crash.
  */
 import type Database from 'better-sqlite3';
-import type { CrashState } from './spool.js';
+import type { CrashState } from './spool-schema.js';
 
 /** What names one spooled crash. */
 export interface CrashRef {

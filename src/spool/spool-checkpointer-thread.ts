@@ -13,7 +13,7 @@
  */
 import { statfsSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSpoolDatabase, type Durability } from './spool.js';
+import { openSpoolDatabase, type Durability } from './spool-schema.js';
 
 export type CheckpointerMessage = { kind: 'ready' } | { kind: 'closed' } | { kind: 'error'; message: string };
 export type CheckpointerRequest = 'checkpoint' | 'close';

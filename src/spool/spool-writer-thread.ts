@@ -5,7 +5,8 @@
  * reply is sent only after the batch holding the write has committed (I1).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolStore, type Durability, type WriteOp, type WriteResult } from './spool.js';
+import { closeSpoolDatabase, openSpoolDatabase, type Durability } from './spool-schema.js';
+import { SpoolStore, type WriteOp, type WriteResult } from './spool-store.js';
 
 export interface WriterRequest {
   id: number;

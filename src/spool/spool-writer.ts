@@ -6,10 +6,13 @@
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Crash } from '../crash.js';
 import { crashBytes } from '../crash.js';
-import { SpoolFull, type DedupKey, type DumpToStore, type Durability, type SpoolUsage, type WriteOp, type WriteResult } from './spool.js';
+import { SpoolFull, type SpoolUsage } from './spool-usage.js';
+import { type DedupKey, type DumpToStore, type WriteOp, type WriteResult } from './spool-store.js';
+import { type Durability } from './spool-schema.js';
 import type { WriterMessage, WriterReply, WriterRequest } from './spool-writer-thread.js';
 import type { BackgroundErrors } from '../background-errors.js';
 import type { CrashRef, FailureRecord } from './crash-rows.js';
+import type { CrashAppender, DrainedCrashes, SpoolProbe } from './spool-ports.js';
 import type { CheckpointerData, CheckpointerMessage, CheckpointerRequest } from './spool-checkpointer-thread.js';
 
 /** How often the checkpointer thread looks at the free space (checkpointing every time while it is short). */
@@ -124,7 +127,7 @@ export interface SpoolWriterOptions {
   errors?: Pick<BackgroundErrors, 'report'>;
 }
 
-export class SpoolWriter {
+export class SpoolWriter implements CrashAppender, DrainedCrashes, SpoolProbe {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (result: WriteResult) => void; reject: (error: Error) => void }>();
   /** The last failed crash append, cleared by the next success: for health checks. */

@@ -24,15 +24,11 @@ import { isDeepStrictEqual } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { newCrashId } from '../../src/crash-id.js';
 import type { Crash } from '../../src/crash.js';
-import {
-  closeInspectedSpool,
-  openSpoolForInspection,
-  purgeAllDead,
-  purgeCrash,
-  requeueAllDead,
-  requeueCrash,
-} from '../../src/ops/spool-admin.js';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolReader, SpoolUsage, type CrashState, type SpooledCrash } from '../../src/spool/spool.js';
+import { closeInspectedSpool, openSpoolForInspection } from '../../src/spool/spool-inspection.js';
+import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash } from '../../src/spool/spool-admin.js';
+import { closeSpoolDatabase, openSpoolDatabase, type CrashState, type SpooledCrash } from '../../src/spool/spool-schema.js';
+import { SpoolReader } from '../../src/spool/spool-reader.js';
+import { SpoolUsage } from '../../src/spool/spool-usage.js';
 import { SpoolWriter } from '../../src/spool/spool-writer.js';
 import { seededRandom } from '../helpers/random.js';
 

@@ -15,7 +15,9 @@ import { newCrashId } from '../../src/crash-id.js';
 import type { Crash } from '../../src/crash.js';
 import { Drainer } from '../../src/drain/drainer.js';
 import { createMetrics } from '../../src/metrics.js';
-import { closeSpoolDatabase, openSpoolDatabase, SpoolReader, SpoolUsage } from '../../src/spool/spool.js';
+import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool-schema.js';
+import { SpoolReader } from '../../src/spool/spool-reader.js';
+import { SpoolUsage } from '../../src/spool/spool-usage.js';
 import { SpoolWriter } from '../../src/spool/spool-writer.js';
 import type { CrashStorage } from '../../src/storage/storage.js';
 
@@ -78,15 +80,15 @@ test('I11: the drainer\'s due-time reads failing once are logged and counted, an
   const metrics = createMetrics();
   const storage = new MemoryStorage();
   let receiving = true;
-  const drainer = new Drainer(
-    reader,
+  const drainer = new Drainer({
+    spool: reader,
     writer,
     storage,
-    { concurrency: 4, maxInflightBytes: 1e9, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry: { baseMs: 20, maxMs: 50 }, maxAttempts: 3 },
+    options: { concurrency: 4, maxInflightBytes: 1e9, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry: { baseMs: 20, maxMs: 50 }, maxAttempts: 3 },
     logger,
     metrics,
-    { receiving: () => receiving, spoolFillingUp: () => false },
-  );
+    load: { receiving: () => receiving, spoolFillingUp: () => false },
+  });
   try {
     // An empty spool: the first look asks for the next due time and fails.
     drainer.start();

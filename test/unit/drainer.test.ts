@@ -13,9 +13,10 @@ import { newCrashId } from '../../src/crash-id.js';
 import { Drainer, type DrainerLoad } from '../../src/drain/drainer.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { closeSpoolDatabase, DUE_SQL, openSpoolDatabase, SpoolReader, SpoolStore } from '../../src/spool/spool.js';
-import type { SpoolWriter } from '../../src/spool/spool-writer.js';
-import type { CrashRef } from '../../src/spool/crash-rows.js';
+import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool-schema.js';
+import { DUE_SQL, SpoolReader } from '../../src/spool/spool-reader.js';
+import { SpoolStore } from '../../src/spool/spool-store.js';
+import type { DrainedCrashes } from '../../src/spool/spool-ports.js';
 import { StorageError, type CrashStorage } from '../../src/storage/storage.js';
 
 /** Stores nothing; records the most crashes it was ever storing at once (by crash ID in the key). */
@@ -85,20 +86,20 @@ async function withDrainer<T>(
       })),
     );
     // The writer thread's work, done in place: only its effect on the spool matters here.
-    const writer = {
-      remove: async (crash: CrashRef) => (store.apply([{ kind: 'remove', crash }])[0] as { found: boolean }).found,
+    const writer: DrainedCrashes = {
+      remove: async (crash) => (store.apply([{ kind: 'remove', crash }])[0] as { found: boolean }).found,
       recordFailure: async () => true,
-    } as unknown as SpoolWriter;
+    };
     const reader = new SpoolReader(db);
-    const drainer = new Drainer(
-      reader,
+    const drainer = new Drainer({
+      spool: reader,
       writer,
       storage,
-      { concurrency: 6, maxInflightBytes, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry, maxAttempts: 3 },
-      createLogger('silent'),
-      createMetrics(),
+      options: { concurrency: 6, maxInflightBytes, concurrencyWhileReceiving: 1, yieldMaxMs: 60_000, retry, maxAttempts: 3 },
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
       load,
-    );
+    });
     drainer.start();
     try {
       return await use(drainer, reader);

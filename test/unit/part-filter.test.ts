@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
-import { isPlainHeaderBlock, PartFilter, PartRewriter, rewriteHeaderBlock } from '../../src/http/part-filter.js';
+import { isPlainHeaderBlock, PartFilter, PartRewriter, rewriteHeaderBlock } from '../../src/report/part-filter.js';
 import { rawMultipart } from '../helpers/multipart.js';
 import { seededRandom } from '../helpers/random.js';
 import { fuzzCase } from '../fuzz/harness.js';

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { annotate, antennaTimestamp, buildCrash, clientKind, sha256Hex, type ReceivedReport, type CrashMarks } from '../../src/http/raw-crash.js';
+import { annotate, antennaTimestamp, buildCrash, clientKind, type ReceivedReport, type CrashMarks } from '../../src/intake/raw-crash.js';
+import { sha256Hex } from '../../src/sha256.js';
 import type { ParsedReport } from '../../src/crash.js';
 
 const ACCEPTED: CrashMarks = { rule: 'accept_everything', digit: 0 };

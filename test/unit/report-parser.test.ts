@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { parseReport, ReportRejected, type ReportLimits } from '../../src/http/report-parser.js';
+import { parseReport, ReportRejected, type ReportLimits } from '../../src/report/report-parser.js';
 import type { ParsedReport } from '../../src/crash.js';
 import { makeReport, multipart } from '../helpers/multipart.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';

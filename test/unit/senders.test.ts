@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { reportIdentity, reportUuidOf } from '../../src/http/report-identity.js';
-import { parseUploadTokens, presentedToken, UploadTokens, UploadTokensError } from '../../src/http/upload-tokens.js';
-import { RateLimits } from '../../src/http/rate-limit.js';
-import { checkClaims, checkSender } from '../../src/http/sender-checks.js';
+import { reportIdentity, reportUuidOf } from '../../src/intake/report-identity.js';
+import { parseUploadTokens, presentedToken, UploadTokens, UploadTokensError } from '../../src/policy/upload-tokens.js';
+import { RateLimits } from '../../src/policy/rate-limit.js';
+import { checkClaims, checkSender } from '../../src/policy/sender-checks.js';
 import { newCrashId } from '../../src/crash-id.js';
 
 const UUID = '6c7c4b7e-2f39-4c59-9a55-7a3f1d2b9e10';

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dumpKey, dumpNamesKey, rawCrashKey, sanitizeDumpName } from '../../src/storage/storage-keys.js';
+import { sanitizeDumpName } from '../../src/dump-names.js';
+import { dumpKey, dumpNamesKey, rawCrashKey } from '../../src/storage/storage-keys.js';
 
 const id = 'de1bb258-cbbf-4589-a673-34f800251125';
 

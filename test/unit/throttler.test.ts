@@ -8,9 +8,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Annotations } from '../../src/crash.js';
-import { Throttler, type ThrottleDecision } from '../../src/http/throttler.js';
-import { buildIdOlderThan, matchUnsupportedWindows, MOZILLA_RULES } from '../../src/http/mozilla-rules.js';
-import { loadThrottleRules, parseThrottleRules, ThrottleRulesError } from '../../src/http/throttle-rules-file.js';
+import { Throttler, type ThrottleDecision } from '../../src/policy/throttler.js';
+import { buildIdOlderThan, matchUnsupportedWindows, MOZILLA_RULES } from '../../src/policy/mozilla-rules.js';
+import { loadThrottleRules, parseThrottleRules, ThrottleRulesError } from '../../src/policy/throttle-rules-file.js';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 /** A draw of 0.05 lands inside every sample (≥ 10 %), 0.99 outside every one. */

@@ -8,8 +8,8 @@
  * alert rules decide.
  */
 import type { Drainer } from '../drain/drainer.js';
-import type { SpoolReader, SpoolStats } from '../spool/spool.js';
-import type { SpoolWriter } from '../spool/spool-writer.js';
+import type { SpoolReader, SpoolStats } from '../spool/spool-reader.js';
+import type { SpoolProbe } from '../spool/spool-ports.js';
 import { spoolFailureReason } from '../spool/spool-errors.js';
 import type { CrashStorage } from '../storage/storage.js';
 
@@ -28,7 +28,7 @@ export interface Check {
 
 export interface HeartbeatDeps {
   spool: SpoolReader;
-  writer: SpoolWriter;
+  writer: SpoolProbe;
   storage: CrashStorage;
   drainer: Drainer;
   startedAt: number;

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { createGunzip, gunzip, gunzipSync } from 'node:zlib';
 import busboy from 'busboy';
 import type { Annotations, Dump, ParsedReport } from '../crash.js';
-import { sanitizeDumpName } from '../storage/storage-keys.js';
+import { sanitizeDumpName } from '../dump-names.js';
 import { Overloaded, type Reservation } from './memory-budget.js';
 import { cleanJson, cleanText, findingNotes, noFindings, quoted, type TextFindings } from './annotation-text.js';
 import { PartFilter, PartRewriter } from './part-filter.js';

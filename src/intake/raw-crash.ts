@@ -4,10 +4,10 @@
  * `_productName`, Mozilla `ProductName`); `ProductName`/`Version` are added when missing, without
  * changing or dropping what the client sent, and each addition is noted.
  */
-import { createHash } from 'node:crypto';
 import type { Annotations, Crash, ParsedReport, RawCrash } from '../crash.js';
+import { sha256Hex } from '../sha256.js';
 import { newCrashId, type ThrottleDigit } from '../crash-id.js';
-import { cleanText, findingNotes, noFindings, quoted } from './annotation-text.js';
+import { cleanText, findingNotes, noFindings, quoted } from '../report/annotation-text.js';
 
 export type ClientKind = 'mozilla' | 'electron' | 'crashpad' | 'breakpad';
 
@@ -39,10 +39,6 @@ function firstString(annotations: Record<string, unknown>, keys: string[]): [str
     if (typeof value === 'string' && value !== '') return [key, value];
   }
   return undefined;
-}
-
-export function sha256Hex(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 /** Raw-crash fields the collector writes itself; a URL query parameter of that name is kept as `query_<name>`. */

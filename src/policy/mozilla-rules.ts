@@ -3,7 +3,7 @@
  * conditions and percentages, with its supported products and Android package names.
  */
 import type { Annotations } from '../crash.js';
-import { annotationText } from './annotation-text.js';
+import { annotationText } from '../report/annotation-text.js';
 import { ACCEPT_EVERYTHING, type ThrottleRule } from './throttler.js';
 
 export const MOZILLA_PRODUCTS: readonly string[] = [

@@ -4,7 +4,7 @@
  * so every rule can be tested exactly.
  */
 import type { Annotations } from '../crash.js';
-import { annotationText } from './annotation-text.js';
+import { annotationText } from '../report/annotation-text.js';
 
 /** accept: store it; reject: answer `Discarded=rule_<name>`, store nothing; fakeaccept: answer a crash ID, store nothing. */
 export type Verdict = 'accept' | 'reject' | 'fakeaccept';

@@ -17,29 +17,10 @@ import { formatDuration, parseDuration } from '../duration.js';
 import { loadConfig } from '../config.js';
 import { SpoolLocked } from '../spool/spool-lock.js';
 import { drainSpool } from './spool-drain.js';
-import {
-  closeInspectedSpool,
-  CrashNotFound,
-  describeSpoolError,
-  ExportTargetExists,
-  exportCrash,
-  listCrashes,
-  normalizeCrashId,
-  openSpoolForInspection,
-  purgeAllDead,
-  purgeCandidates,
-  purgeCrash,
-  requeueAllDead,
-  requeueCrash,
-  showCrash,
-  spoolIntegrity,
-  spoolSummary,
-  SpoolUnusable,
-  type CrashListing,
-  type InspectedSpool,
-  type PurgedCrash,
-} from './spool-admin.js';
-import type { CrashState } from '../spool/spool.js';
+import { closeInspectedSpool, CrashNotFound, describeSpoolError, openSpoolForInspection, SpoolUnusable, type InspectedSpool } from '../spool/spool-inspection.js';
+import { ExportTargetExists, exportCrash, listCrashes, normalizeCrashId, showCrash, spoolIntegrity, spoolSummary, type CrashListing } from '../spool/spool-queries.js';
+import { purgeAllDead, purgeCandidates, purgeCrash, requeueAllDead, requeueCrash, type PurgedCrash } from '../spool/spool-admin.js';
+import type { CrashState } from '../spool/spool-schema.js';
 
 const PROGRAM = 'spool-inspect';
 

@@ -8,7 +8,8 @@
  * Tokens are compared as SHA-256 digests in constant time, against every entry, so the time an
  * answer takes tells nothing about how close a guess was.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Bytes } from '../sha256.js';
 import { readFileSync } from 'node:fs';
 
 export class UploadTokensError extends Error {}
@@ -29,8 +30,6 @@ interface Entry extends UploadToken {
 const FIELDS = new Set(['token', 'name', 'products', 'max_per_minute', 'may_set_crash_id']);
 const MIN_TOKEN_LENGTH = 16;
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest();
-
 function entry(spec: unknown, index: number, names: Set<string>, digests: Set<string>): Entry {
   const where = (field: string) => `token #${index + 1}${field ? ` field "${field}"` : ''}`;
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new UploadTokensError(`${where('')}: expected an object`);
@@ -46,7 +45,7 @@ function entry(spec: unknown, index: number, names: Set<string>, digests: Set<st
     throw new UploadTokensError(`${where('name')}: expected 1-64 letters, digits, '_', '.', '-'`);
   }
   if (names.has(name)) throw new UploadTokensError(`${where('name')}: "${name}" is used by an earlier token`);
-  const digest = sha256(token);
+  const digest = sha256Bytes(token);
   if (digests.has(digest.toString('hex'))) throw new UploadTokensError(`${where('token')}: the same token as an earlier entry`);
   names.add(name);
   digests.add(digest.toString('hex'));
@@ -122,7 +121,7 @@ export class UploadTokens {
   /** The entry `presented` belongs to, or undefined. Compares with every entry, each in constant time. */
   find(presented: string | undefined): UploadToken | undefined {
     if (presented === undefined || presented === '') return undefined;
-    const digest = sha256(presented);
+    const digest = sha256Bytes(presented);
     let found: Entry | undefined;
     for (const candidate of this.entries) {
       if (timingSafeEqual(candidate.digest, digest) && !found) found = candidate;

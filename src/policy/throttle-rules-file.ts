@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import type { Annotations } from '../crash.js';
 import { buildIdOlderThan, MOZILLA_RULES } from './mozilla-rules.js';
-import { annotationText } from './annotation-text.js';
+import { annotationText } from '../report/annotation-text.js';
 import { ACCEPT_EVERYTHING, RULE_NAME_PATTERN, type RuleAction, type ThrottleRule } from './throttler.js';
 
 export class ThrottleRulesError extends Error {}

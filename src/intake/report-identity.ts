@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Annotations, Dump } from '../crash.js';
-import { MAIN_DUMP_FIELD } from '../storage/storage-keys.js';
-import { annotationText } from './annotation-text.js';
+import { MAIN_DUMP_FIELD } from '../dump-names.js';
+import { annotationText } from '../report/annotation-text.js';
 
 export interface ReportIdentity {
   identity: string;

@@ -4,7 +4,7 @@
  */
 import type { Annotations } from '../crash.js';
 import { isCrashId } from '../crash-id.js';
-import { annotationText } from './annotation-text.js';
+import { annotationText } from '../report/annotation-text.js';
 import type { RateLimits } from './rate-limit.js';
 import { presentedToken, type UploadToken, type UploadTokens } from './upload-tokens.js';
 

@@ -1,0 +1,76 @@
+/**
+ * The collector's graceful shutdown, in the order the README's "Shutdown and restart" gives:
+ * the load balancer's heartbeat turns 503 → (LB grace) → no new connections, requests in flight
+ * finished → the drainer uploads until the spool is empty or the deadline → the spool is
+ * checkpointed and closed. Whatever is not uploaded by then stays in the spool for the next start.
+ */
+import type { Config } from '../config.js';
+import type { Drainer } from '../drain/drainer.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { SpoolRuntime } from '../spool/spool-runtime.js';
+import type { CrashStorage } from '../storage/storage.js';
+import type { Servers } from './servers.js';
+
+export interface CollectorParts {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  /** What the HTTP app answers from: `routable` (lbheartbeat) and `accepting` (submit). */
+  state: { routable: boolean; accepting: boolean };
+  servers: Servers;
+  drainer: Drainer;
+  storage: CrashStorage;
+  spool: SpoolRuntime;
+  /** Stops the periodic work (load signals, spool upkeep). */
+  stopTasks(): void;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+export async function shutdownCollector(parts: CollectorParts, reason: string): Promise<void> {
+  const { config, logger, drainer, spool } = parts;
+  const started = Date.now();
+  const deadline = started + config.shutdownDeadlineSeconds * 1000;
+  const uploadedBefore = drainer.uploaded;
+
+  parts.state.routable = false;
+  logger.info({ reason, spooled: spool.reader.stats().pending }, 'shutdown: load balancer health now 503');
+  await sleep(Math.min(deadline, started + config.shutdownLbGraceSeconds * 1000) - Date.now());
+
+  await finishRequestsInFlight(parts, deadline);
+
+  logger.info({ pending: spool.reader.stats().pending }, 'shutdown: draining the spool until empty or deadline');
+  const emptied = await drainer.untilEmpty(deadline);
+  drainer.stop();
+  parts.stopTasks();
+  // Uploads still in flight are cut now, at the deadline; their crashes stay in the spool.
+  parts.storage.destroy();
+  parts.state.accepting = false;
+
+  const left = spool.reader.stats();
+  const uploaded = drainer.uploaded - uploadedBefore;
+  parts.metrics.shutdownDrain.inc({ result: 'uploaded' }, uploaded);
+  parts.metrics.shutdownDrain.inc({ result: 'left' }, left.pending);
+  parts.servers.metricsServer?.close();
+  parts.servers.metricsServer?.closeAllConnections();
+  await spool.close();
+  logger.info(
+    { uploaded, left_pending: left.pending, left_dead: left.dead, emptied, ms: Date.now() - started },
+    emptied ? 'shutdown complete: spool empty' : 'shutdown complete: deadline reached; the rest is drained on next start',
+  );
+}
+
+/** No new connections; the requests in flight are answered (spooled or refused) until the deadline, then cut. */
+async function finishRequestsInFlight({ servers: { server }, logger }: CollectorParts, deadline: number): Promise<void> {
+  const requestsFinished = new Promise<boolean>((resolve) => server.close(() => resolve(true)));
+  const idleCloser = setInterval(() => server.closeIdleConnections(), 100);
+  server.closeIdleConnections();
+  logger.info('shutdown: no new connections; finishing requests in flight');
+  const finished = await Promise.race([requestsFinished, sleep(deadline - Date.now()).then(() => false)]);
+  clearInterval(idleCloser);
+  if (!finished) {
+    logger.warn('shutdown: deadline reached with requests in flight; closing their connections (not acknowledged)');
+    server.closeAllConnections();
+  }
+}

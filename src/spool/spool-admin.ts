@@ -1,0 +1,132 @@
+/**
+ * What an operator can do to a spool (`scripts/spool-inspect requeue` and `purge`), each change in
+ * short transactions of its own, safe next to a running collector (spool-inspection.ts).
+ *
+ * I6 nothing silent: `purge*` reports every crash it deleted to its `onPurged` callback after the
+ * deleting transaction committed; the caller must log it.
+ *
+ * A running collector keeps its own count of spooled bytes (SPOOL_MAX_BYTES admission): bytes
+ * purged here leave that count when it next re-reads it from the spool (every 2 s while the spool
+ * is above half its limit, where the count matters), and crashes requeued here are picked up when
+ * its drainer next looks for work (within 30 s).
+ *
+ * Purging a crash whose upload is in flight is allowed: the purge deletes only that crash (I7),
+ * and the upload, which has read the crash already, may still store it whole; its remove then
+ * finds nothing to delete and touches no other crash.
+ */
+import type Database from 'better-sqlite3';
+import type { CrashRow, CrashState } from './spool-schema.js';
+import { CrashRows } from './crash-rows.js';
+import { CrashNotFound, type InspectedSpool } from './spool-inspection.js';
+
+export interface RequeueResult {
+  /** Crash IDs moved from dead to pending. */
+  requeued: string[];
+  /** Crash IDs asked for by ID that were pending already (left as they were). */
+  alreadyPending: string[];
+}
+
+/**
+ * Moves one dead crash back to pending: attempts 0, due now, last error kept. A crash that is
+ * pending already is left alone. Throws CrashNotFound.
+ */
+export function requeueCrash(spool: InspectedSpool, crashId: string): RequeueResult {
+  const { db } = spool;
+  return db
+    .transaction(() => {
+      const row = db.prepare('SELECT state FROM crashes WHERE crash_id = ?').get(crashId) as { state: CrashState } | undefined;
+      if (!row) throw new CrashNotFound(crashId);
+      if (row.state !== 'dead') return { requeued: [], alreadyPending: [crashId] };
+      db.prepare(`UPDATE crashes SET state = 'pending', attempts = 0, next_attempt_at = 0 WHERE crash_id = ?`).run(crashId);
+      return { requeued: [crashId], alreadyPending: [] };
+    })
+    .immediate();
+}
+
+/** Every dead crash back to pending, `batchSize` per (short) write transaction. */
+export function requeueAllDead(spool: InspectedSpool, batchSize = 500): RequeueResult {
+  const { db } = spool;
+  const batch = db.prepare(
+    `UPDATE crashes SET state = 'pending', attempts = 0, next_attempt_at = 0
+     WHERE seq IN (SELECT seq FROM crashes WHERE state = 'dead' ORDER BY seq LIMIT ?) RETURNING crash_id`,
+  );
+  const requeued: string[] = [];
+  for (;;) {
+    const rows = db.transaction(() => batch.all(batchSize) as { crash_id: string }[]).immediate();
+    requeued.push(...rows.map((row) => row.crash_id));
+    if (rows.length < batchSize) break;
+  }
+  return { requeued, alreadyPending: [] };
+}
+
+export interface PurgedCrash {
+  crashId: string;
+  state: CrashState;
+  bytes: number;
+  attempts: number;
+  receivedAt: number;
+  lastError: string | null;
+}
+
+/** What a purge would delete, without deleting: for the confirmation message. */
+export function purgeCandidates(spool: InspectedSpool, target: { crashId: string } | { allDead: true }): PurgedCrash[] {
+  const sql = `SELECT crash_id, state, bytes, attempts, received_at, last_error FROM crashes WHERE ${'crashId' in target ? 'crash_id = ?' : `state = 'dead'`} ORDER BY seq`;
+  const rows = spool.db.prepare(sql).all(...('crashId' in target ? [target.crashId] : [])) as CrashRow[];
+  if ('crashId' in target && rows.length === 0) throw new CrashNotFound(target.crashId);
+  return rows.map(toPurged);
+}
+
+function toPurged(row: Pick<CrashRow, 'crash_id' | 'state' | 'bytes' | 'attempts' | 'received_at' | 'last_error'>): PurgedCrash {
+  return {
+    crashId: row.crash_id,
+    state: row.state,
+    bytes: row.bytes,
+    attempts: row.attempts,
+    receivedAt: row.received_at,
+    lastError: row.last_error,
+  };
+}
+
+/**
+ * Deletes the crash, its dumps and body in one transaction (the spool's one delete, CrashRows).
+ * `onPurged` runs after the commit, once per deleted crash (I6: the caller logs it). Returns
+ * undefined when the crash is gone already.
+ */
+function purgeOne(db: Database.Database, crashId: string, onlyDead: boolean): PurgedCrash | undefined {
+  return db
+    .transaction(() => {
+      const row = db
+        .prepare('SELECT seq, crash_id, state, bytes, attempts, received_at, last_error FROM crashes WHERE crash_id = ?')
+        .get(crashId) as CrashRow | undefined;
+      if (!row || (onlyDead && row.state !== 'dead')) return undefined;
+      new CrashRows(db).delete({ seq: row.seq, crashId: row.crash_id });
+      return toPurged(row);
+    })
+    .immediate();
+}
+
+/** Deletes one crash (any state). Throws CrashNotFound. */
+export function purgeCrash(spool: InspectedSpool, crashId: string, onPurged: (crash: PurgedCrash) => void): PurgedCrash[] {
+  const purged = purgeOne(spool.db, crashId, false);
+  if (!purged) throw new CrashNotFound(crashId);
+  onPurged(purged);
+  return [purged];
+}
+
+/**
+ * Deletes every dead crash, one crash per transaction so the collector's writer never waits
+ * long. A crash requeued meanwhile (no longer dead) is skipped.
+ */
+export function purgeAllDead(spool: InspectedSpool, onPurged: (crash: PurgedCrash) => void): PurgedCrash[] {
+  const ids = (spool.db.prepare(`SELECT crash_id FROM crashes WHERE state = 'dead' ORDER BY seq`).all() as { crash_id: string }[]).map(
+    (row) => row.crash_id,
+  );
+  const purged: PurgedCrash[] = [];
+  for (const crashId of ids) {
+    const crash = purgeOne(spool.db, crashId, true);
+    if (!crash) continue;
+    onPurged(crash);
+    purged.push(crash);
+  }
+  return purged;
+}

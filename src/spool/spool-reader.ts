@@ -1,0 +1,159 @@
+/**
+ * The drainer's view of the spool: due crashes oldest first, their dumps, counts. Reads never wait
+ * for the writer (WAL). A crash's dumps are read with the check that it is still there (I7).
+ */
+import type Database from 'better-sqlite3';
+import { promisify } from 'node:util';
+import { gunzip, gunzipSync } from 'node:zlib';
+import type { Dump } from '../crash.js';
+import type { CrashRef } from './crash-rows.js';
+import { SpoolError, toSpooled, type CrashRow, type SpooledCrash } from './spool-schema.js';
+
+const gunzipInPool = promisify(gunzip);
+
+export interface SpoolStats {
+  pending: number;
+  dead: number;
+  bytes: number;
+  /** Receive time (ms) of the oldest pending crash; null when none is pending. */
+  oldestPendingAt: number | null;
+  /** Receive time (ms) of the oldest dead-letter crash, or null. */
+  oldestDeadAt: number | null;
+}
+
+/**
+ * Pending crashes due now, oldest first. The `+` keeps SQLite off the `crashes_by_due` index, which
+ * would make it collect and sort every pending crash on each call (5 ms at 100k pending, called
+ * after every upload); walking `crashes_by_state` in seq order stops after LIMIT rows.
+ */
+export const DUE_SQL = `SELECT * FROM crashes WHERE state = 'pending' AND +next_attempt_at <= ? ORDER BY seq LIMIT ?`;
+
+/** Reads spooled crashes: the drainer's view. Reads never wait for the writer (WAL). */
+export class SpoolReader {
+  private readonly dueStatement: Database.Statement;
+  private readonly dumpRows: StoredDumps;
+  private readonly freePagesStatement: Database.Statement;
+  private readonly oldestDueStatement: Database.Statement;
+  private readonly pageSize: number;
+
+  constructor(readonly db: Database.Database) {
+    // Called for every crash received (the free-space reserve): prepared once.
+    this.freePagesStatement = db.prepare('PRAGMA freelist_count').pluck();
+    this.oldestDueStatement = db.prepare(
+      `SELECT received_at FROM crashes WHERE state = 'pending' AND +next_attempt_at <= ? ORDER BY seq LIMIT 1`,
+    ).pluck();
+    this.pageSize = db.pragma('page_size', { simple: true }) as number;
+    this.dueStatement = db.prepare(DUE_SQL);
+    this.dumpRows = new StoredDumps(db);
+  }
+
+  /**
+   * Up to `limit` pending crashes due by `now`, oldest first, skipping those in `exclude` (being
+   * uploaded). Reads only the rows it returns, so it costs the same with 10 or 100k crashes spooled.
+   */
+  due(now: number, limit: number, exclude: ReadonlySet<number>): SpooledCrash[] {
+    const rows = this.dueStatement.all(now, limit + exclude.size) as CrashRow[];
+    return rows.filter((row) => !exclude.has(row.seq)).slice(0, limit).map(toSpooled);
+  }
+
+  /**
+   * Receive time (ms) of the oldest crash due by `now` (waiting only for the drainer, not for a
+   * retry delay), or undefined when none is.
+   */
+  oldestDueAt(now: number): number | undefined {
+    return this.oldestDueStatement.get(now) as number | undefined;
+  }
+
+  /** The earliest time a pending crash becomes due, or undefined when none is pending. */
+  nextDueAt(): number | undefined {
+    const row = this.db
+      .prepare(`SELECT MIN(next_attempt_at) AS at FROM crashes WHERE state = 'pending'`)
+      .get() as { at: number | null };
+    return row.at ?? undefined;
+  }
+
+  /**
+   * The crash's dumps as uploaded (a body kept as sent is inflated off the event loop), or
+   * undefined when the crash has left the spool (an operator's purge): nothing of it is uploaded then.
+   */
+  async dumps(crash: CrashRef): Promise<Dump[] | undefined> {
+    const stored = this.dumpRows.read(crash);
+    if (!stored) return undefined;
+    return dumpsOf(stored.rows, stored.sentGzip && (await gunzipInPool(stored.sentGzip)));
+  }
+
+  /** Free pages inside the database file: space new crashes fill before the file grows. */
+  reusableBytes(): number {
+    return (this.freePagesStatement.get() as number) * this.pageSize;
+  }
+
+  /** Counts over the whole spool: one pass over the crash rows (not the dumps). */
+  stats(): SpoolStats {
+    const row = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead,
+                COALESCE(SUM(bytes), 0) AS bytes, MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldest,
+                MIN(CASE WHEN state = 'dead' THEN received_at END) AS oldest_dead
+         FROM crashes`,
+      )
+      .get() as { pending: number; dead: number; bytes: number; oldest: number | null; oldest_dead: number | null };
+    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestPendingAt: row.oldest, oldestDeadAt: row.oldest_dead };
+  }
+}
+
+interface DumpRow {
+  name: string;
+  data: Buffer;
+  offset: number | null;
+  length: number | null;
+}
+
+/**
+ * A crash's dump rows, and its body as sent when any dump is a place in it, read in one
+ * transaction with the check that the crash is (still) there.
+ */
+export class StoredDumps {
+  private readonly crashStatement: Database.Statement;
+  private readonly rowsStatement: Database.Statement;
+  private readonly bodyStatement: Database.Statement | undefined;
+  private readonly readAll: (crash: CrashRef) => { rows: DumpRow[]; sentGzip: Buffer | undefined } | undefined;
+
+  constructor(db: Database.Database) {
+    // spool-inspect may read a version 1 spool without upgrading it: no body there.
+    const withBodies = (db.pragma('user_version', { simple: true }) as number) >= 2;
+    this.crashStatement = db.prepare('SELECT 1 FROM crashes WHERE seq = ? AND crash_id = ?').pluck();
+    this.rowsStatement = db.prepare(
+      withBodies
+        ? 'SELECT name, data, body_offset AS offset, body_length AS length FROM dumps WHERE seq = ? ORDER BY id'
+        : 'SELECT name, data, NULL AS offset, NULL AS length FROM dumps WHERE seq = ? ORDER BY id',
+    );
+    this.bodyStatement = withBodies ? db.prepare('SELECT gzip FROM bodies WHERE seq = ?').pluck() : undefined;
+    this.readAll = db.transaction((crash: CrashRef) => {
+      if (this.crashStatement.get(crash.seq, crash.crashId) === undefined) return undefined;
+      const rows = this.rowsStatement.all(crash.seq) as DumpRow[];
+      const cut = rows.some((row) => row.offset !== null);
+      return { rows, sentGzip: cut ? (this.bodyStatement?.get(crash.seq) as Buffer | undefined) : undefined };
+    });
+  }
+
+  /** Undefined when the crash is not in the spool. */
+  read(crash: CrashRef): { rows: DumpRow[]; sentGzip: Buffer | undefined } | undefined {
+    return this.readAll(crash);
+  }
+
+  /** The dumps as uploaded, inflating a body kept as sent on this thread (for the ops tools); undefined when the crash is not there. */
+  readSync(crash: CrashRef): Dump[] | undefined {
+    const stored = this.read(crash);
+    return stored && dumpsOf(stored.rows, stored.sentGzip && gunzipSync(stored.sentGzip));
+  }
+}
+
+/** The dumps of rows: their own bytes, or cut from the crash's inflated body. */
+function dumpsOf(rows: DumpRow[], inflated: Buffer | undefined): Dump[] {
+  return rows.map(({ name, data, offset, length }) => {
+    if (offset === null) return { name, data };
+    const end = offset + (length ?? 0);
+    if (!inflated || end > inflated.length) throw new SpoolError(`dump ${name} lies outside the body stored with its crash`);
+    return { name, data: inflated.subarray(offset, end) };
+  });
+}
