@@ -10,8 +10,8 @@
  * {"older_than_days": N} (a `YYYYMMDDhhmmss` build ID older than N days), {"not": condition}.
  * Only `exists` and `not` can match an annotation that is absent.
  */
-import { readFileSync } from 'node:fs';
 import type { Annotations } from '../crash.js';
+import { parseListDocument, readListFile } from './list-file.js';
 import { buildIdOlderThan, MOZILLA_RULES } from './mozilla-rules.js';
 import { annotationText } from '../report/annotation-text.js';
 import { ACCEPT_EVERYTHING, RULE_NAME_PATTERN, type RuleAction, type ThrottleRule } from './throttler.js';
@@ -128,17 +128,9 @@ function rule(spec: unknown, seen: Set<string>): ThrottleRule {
 
 /** Parses a rules file's text; `source` names it in messages. */
 export function parseThrottleRules(json: string, source: string): ThrottleRule[] {
-  let document: unknown;
-  try {
-    document = JSON.parse(json);
-  } catch (error) {
-    throw new ThrottleRulesError(`${source}: not valid JSON: ${(error as Error).message}`);
-  }
-  if (!isPlainObject(document) || !Array.isArray(document['rules']) || Object.keys(document).some((key) => key !== 'rules')) {
-    throw new ThrottleRulesError(`${source}: expected {"rules": [ … ]} and nothing else`);
-  }
+  const specs = parseListDocument(json, source, 'rules', (message) => new ThrottleRulesError(message));
   const seen = new Set<string>();
-  return document['rules'].map((spec, index) => {
+  return specs.map((spec, index) => {
     try {
       return rule(spec, seen);
     } catch (error) {
@@ -154,11 +146,6 @@ export function parseThrottleRules(json: string, source: string): ThrottleRule[]
 export function loadThrottleRules(setting: string): readonly ThrottleRule[] {
   if (setting === 'accept_all') return ACCEPT_ALL_RULES;
   if (setting === 'mozilla') return MOZILLA_RULES;
-  let json: string;
-  try {
-    json = readFileSync(setting, 'utf8');
-  } catch (error) {
-    throw new ThrottleRulesError(`${setting}: cannot read the rules file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
+  const json = readListFile(setting, 'rules', (message) => new ThrottleRulesError(message));
   return parseThrottleRules(json, setting);
 }

@@ -10,7 +10,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { sha256Bytes } from '../sha256.js';
-import { readFileSync } from 'node:fs';
+import { parseListDocument, readListFile } from './list-file.js';
 
 export class UploadTokensError extends Error {}
 
@@ -68,16 +68,7 @@ function entry(spec: unknown, index: number, names: Set<string>, digests: Set<st
 }
 
 export function parseUploadTokens(json: string, source: string): Entry[] {
-  let document: unknown;
-  try {
-    document = JSON.parse(json);
-  } catch (error) {
-    throw new UploadTokensError(`${source}: not valid JSON: ${(error as Error).message}`);
-  }
-  const tokens = (document as { tokens?: unknown } | null)?.tokens;
-  if (typeof document !== 'object' || document === null || !Array.isArray(tokens) || Object.keys(document).length !== 1) {
-    throw new UploadTokensError(`${source}: expected {"tokens": [ … ]} and nothing else`);
-  }
+  const tokens = parseListDocument(json, source, 'tokens', (message) => new UploadTokensError(message));
   const names = new Set<string>();
   const digests = new Set<string>();
   try {
@@ -100,12 +91,7 @@ export class UploadTokens {
   }
 
   private static read(file: string): Entry[] {
-    let json: string;
-    try {
-      json = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new UploadTokensError(`${file}: cannot read the tokens file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
+    const json = readListFile(file, 'tokens', (message) => new UploadTokensError(message));
     return parseUploadTokens(json, file);
   }
 

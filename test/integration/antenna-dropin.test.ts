@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CollectorProcess, MAIN, tempDir } from '../helpers/collector-process.js';
-import { loadFixtureDumps } from '../helpers/fixtures.js';
+import { FIXTURES_DIR, loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, send, type Answer } from '../helpers/http-client.js';
 import { multipart, type Part } from '../helpers/multipart.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
@@ -50,22 +50,14 @@ async function startWithFiles(env: Record<string, string>) {
   return { collector, stored, isStored };
 }
 
-const RULES = {
-  rules: [
-    { name: 'drop_old_beta', when: { ProductName: 'Beta', Channel: ['old', 'ancient'] }, then: 'reject' },
-    { name: 'spam', when: { ProductName: 'Spam' }, then: 'fakeaccept' },
-    { name: 'has_comment', when: { Comments: { exists: true } }, then: 'accept' },
-    { name: 'release_sample', when: { ProductName: 'App', Channel: 'release' }, then: { accept_percent: 10 } },
-    { name: 'everything_else', when: {}, then: 'accept' },
-  ],
-};
+/** The README's example rules file (test/fixtures/throttle-rules.json). */
+const RULES_FILE = join(FIXTURES_DIR, 'throttle-rules.json');
+const RULES = JSON.parse(readFileSync(RULES_FILE, 'utf8')) as { rules: unknown[] };
 
 describe('THROTTLE_RULES from a JSON file', () => {
   let running: Awaited<ReturnType<typeof startWithFiles>>;
   before(async () => {
-    const file = join(tempDir('rules'), 'rules.json');
-    writeFileSync(file, JSON.stringify(RULES));
-    running = await startWithFiles({ THROTTLE_RULES: file });
+    running = await startWithFiles({ THROTTLE_RULES: RULES_FILE });
   });
   after(() => running.collector.stop());
 

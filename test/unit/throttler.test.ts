@@ -4,10 +4,11 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Annotations } from '../../src/crash.js';
+import { FIXTURES_DIR } from '../helpers/fixtures.js';
 import { Throttler, type ThrottleDecision } from '../../src/policy/throttler.js';
 import { buildIdOlderThan, matchUnsupportedWindows, MOZILLA_RULES } from '../../src/policy/mozilla-rules.js';
 import { loadThrottleRules, parseThrottleRules, ThrottleRulesError } from '../../src/policy/throttle-rules-file.js';
@@ -156,15 +157,8 @@ describe('Mozilla preset: one test per rule, in Antenna order', () => {
   });
 });
 
-const EXAMPLE = JSON.stringify({
-  rules: [
-    { name: 'drop_old_beta', when: { ProductName: 'Beta', Channel: ['old', 'ancient'] }, then: 'reject' },
-    { name: 'spam', when: { ProductName: 'Spam' }, then: 'fakeaccept' },
-    { name: 'has_comment', when: { Comments: { exists: true } }, then: 'accept' },
-    { name: 'release_sample', when: { ProductName: 'App', Channel: 'release' }, then: { accept_percent: 10 } },
-    { name: 'everything_else', when: {}, then: 'accept' },
-  ],
-});
+/** The README's example rules file. */
+const EXAMPLE = readFileSync(join(FIXTURES_DIR, 'throttle-rules.json'), 'utf8');
 
 describe('JSON rules file', () => {
   const decide = (json: string, annotations: Annotations, draw = 0.5) =>
