@@ -6,7 +6,7 @@
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { Overloaded } from '../report/memory-budget.js';
-import { ClientGone, ReportRejected } from '../report/report-parser.js';
+import { ClientGone, ReportRejected } from '../report/report-refusal.js';
 import { spoolFailureReason } from '../spool/spool-errors.js';
 
 export const RETRY_AFTER_SECONDS = '30';
