@@ -1,0 +1,51 @@
+/** `spool-inspect purge`: deletes crashes for good, logging each one (I6). */
+import { purgeAllDead, purgeCandidates, purgeCrash, type PurgedCrash } from '../../spool/spool-admin.js';
+import { type Command, PROGRAM, target, withSpool, operatorLogger } from '../command.js';
+import { write, writeJson, formatBytes } from '../format.js';
+
+export const purge: Command = {
+  name: 'purge',
+  brief: 'delete crashes for good (logged)',
+  synopsis: 'purge <crash_id> | --all-dead  --yes',
+  description: `Deletes crashes from the spool for good (each crash row and its dumps in one
+transaction): one crash by ID, in any state, or every dead-letter crash. Refuses without --yes.
+Logs one JSON line on stderr per deleted crash ("crash purged by operator"). Safe on a live
+node: only the named crashes are deleted, and a crash whose upload is under way may still
+reach storage whole. A running collector re-reads its spool size every 2 s while the spool
+is above half of SPOOL_MAX_BYTES, so the freed bytes count within seconds.`,
+  options: { 'all-dead': { type: 'boolean' }, yes: { type: 'boolean' } },
+  positionals: ['crash_id'],
+  optionalPositionals: true,
+  run(context) {
+    const which = target(context);
+    if (context.values['yes'] !== true) {
+      const candidates = withSpool(context.spoolDir, 'read', (spool) => purgeCandidates(spool, which));
+      const bytes = candidates.reduce((sum, crash) => sum + crash.bytes, 0);
+      process.stderr.write(
+        `${PROGRAM}: purge deletes crashes for good and would delete ${candidates.length} ` +
+          `crash${candidates.length === 1 ? '' : 'es'} (${formatBytes(bytes)}); add --yes to do it\n`,
+      );
+      return 2;
+    }
+    const logger = operatorLogger(context.spoolDir);
+    const onPurged = (crash: PurgedCrash) =>
+      logger.warn(
+        { crash_id: crash.crashId, state: crash.state, bytes: crash.bytes, attempts: crash.attempts, last_error: crash.lastError },
+        'crash purged by operator',
+      );
+    const purged = withSpool(context.spoolDir, 'write', (spool) =>
+      'allDead' in which ? purgeAllDead(spool, onPurged) : purgeCrash(spool, which.crashId, onPurged),
+    );
+    const bytes = purged.reduce((sum, crash) => sum + crash.bytes, 0);
+    if (context.json) {
+      writeJson({ purged: purged.map((crash) => crash.crashId), bytes });
+    } else {
+      write(
+        purged.length === 0
+          ? 'no dead-letter crashes to purge'
+          : `purged ${purged.length} crash${purged.length === 1 ? '' : 'es'} (${formatBytes(bytes)}): ${purged.map((crash) => crash.crashId).join(', ')}`,
+      );
+    }
+    return 0;
+  },
+};

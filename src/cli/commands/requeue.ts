@@ -1,0 +1,36 @@
+/** `spool-inspect requeue`: dead-letter crashes back to pending. */
+import { requeueAllDead, requeueCrash } from '../../spool/spool-admin.js';
+import { type Command, target, withSpool, operatorLogger } from '../command.js';
+import { write, writeJson } from '../format.js';
+
+export const requeue: Command = {
+  name: 'requeue',
+  brief: 'move dead-letter crashes back to pending',
+  synopsis: 'requeue <crash_id> | --all-dead',
+  description: `Moves dead-letter crashes back to pending: attempts reset to 0, due at once, last error
+kept. A running collector picks them up the next time its drainer looks for work (the next
+crash received, or its next retry). A crash that is pending already is left as it is.`,
+  options: { 'all-dead': { type: 'boolean' } },
+  positionals: ['crash_id'],
+  optionalPositionals: true,
+  run(context) {
+    const which = target(context);
+    const result = withSpool(context.spoolDir, 'write', (spool) =>
+      'allDead' in which ? requeueAllDead(spool) : requeueCrash(spool, which.crashId),
+    );
+    const logger = operatorLogger(context.spoolDir);
+    for (const crashId of result.requeued) logger.info({ crash_id: crashId }, 'crash requeued by operator');
+    if (context.json) {
+      writeJson({ requeued: result.requeued, already_pending: result.alreadyPending });
+    } else if (result.alreadyPending.length > 0) {
+      write(`crash ${result.alreadyPending.join(', ')} is pending already; nothing to requeue`);
+    } else {
+      write(
+        result.requeued.length === 0
+          ? 'no dead-letter crashes to requeue'
+          : `requeued ${result.requeued.length} crash${result.requeued.length === 1 ? '' : 'es'}: ${result.requeued.join(', ')}`,
+      );
+    }
+    return 0;
+  },
+};
