@@ -29,7 +29,7 @@ export interface FillResult {
 
 export async function fillSpool(dir: string, count: number, dumpBytes: number): Promise<FillResult> {
   const spool = (await import(new URL('spool/spool-schema.js', DIST).href)) as typeof SpoolModule;
-  const rawCrash = (await import(new URL('http/raw-crash.js', DIST).href)) as typeof RawCrashModule;
+  const rawCrash = (await import(new URL('intake/raw-crash.js', DIST).href)) as typeof RawCrashModule;
   const crashModule = (await import(new URL('crash.js', DIST).href)) as typeof CrashModule;
   const fixture = loadFixtureDumps().get('linux_raise_sigabrt.dmp')!;
   const dump = Buffer.alloc(dumpBytes);

@@ -19,7 +19,7 @@ import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool-sch
 import { SpoolReader } from '../../src/spool/spool-reader.js';
 import { SpoolUsage } from '../../src/spool/spool-usage.js';
 import { SpoolWriter } from '../../src/spool/spool-writer.js';
-import type { CrashStorage } from '../../src/storage/storage.js';
+import { MemoryStorage } from '../../src/storage/memory-storage.js';
 
 const busy = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
 
@@ -36,16 +36,6 @@ class FailingOnce extends SpoolReader {
     if (this.failures.oldest-- > 0) throw busy();
     return super.oldestDueAt(now);
   }
-}
-
-class MemoryStorage implements CrashStorage {
-  readonly description = 'memory';
-  readonly objects = new Map<string, Buffer>();
-  async put(key: string, body: Buffer): Promise<void> {
-    this.objects.set(key, Buffer.from(body));
-  }
-  async checkReachable(): Promise<void> {}
-  destroy(): void {}
 }
 
 function crash(crashId: string): Crash {

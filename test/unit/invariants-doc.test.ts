@@ -1,6 +1,7 @@
 /**
- * docs/INVARIANTS.md stays true: every test file it names for an invariant exists and holds a
- * test (or describe block) whose name starts with that invariant's ID (`I7: …`, or `I2, I7: …`).
+ * docs/INVARIANTS.md stays true: every source file it names exists; every test file it names for
+ * an invariant exists and holds a test (or describe block) whose name starts with that invariant's
+ * ID (`I7: …`, or `I2, I7: …`).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,12 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOC = readFileSync(`${ROOT}docs/INVARIANTS.md`, 'utf8');
+
+test('every source file docs/INVARIANTS.md names exists', () => {
+  const named = [...DOC.matchAll(/`((?:[a-z-]+\/)?[a-z-]+\.ts)`/g)].map((match) => match[1]!).filter((path) => !path.startsWith('test/'));
+  assert.ok(named.length > 20, `${named.length} source files named`);
+  for (const path of new Set(named)) assert.ok(existsSync(`${ROOT}src/${path}`), `src/${path}`);
+});
 
 test('every invariant in docs/INVARIANTS.md names tests that exist and carry its ID', () => {
   const rows = DOC.split('\n').filter((line) => /^\| I\d+ \|/.test(line));
