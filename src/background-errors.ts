@@ -12,6 +12,8 @@ import type { Logger } from './logger.js';
 export type BackgroundTask =
   /** The drainer's look for work (spool reads of the due crashes and due times). */
   | 'drain_schedule'
+  /** The publish loop's look for stored crashes to announce. */
+  | 'publish_schedule'
   /** Re-reading the spool's byte count (collector.ts). */
   | 'spool_usage_resync'
   /** Following the event loop's and cores' load for uploads while receiving (collector.ts). */

@@ -93,7 +93,47 @@ export function parseStorageUrl(raw: string): StorageTarget {
     const prefix = (s3[2] ?? '').replace(/^\/+|\/+$/g, '');
     return { kind: 's3', bucket: s3[1]!, prefix: prefix === '' ? '' : `${prefix}/` };
   }
+  if (raw.startsWith('s3://')) {
+    throw new Error(`"${raw}": an S3 bucket name is 3 to 63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit`);
+  }
   throw new Error(`expected s3://bucket[/prefix] or file://<dir>, got "${raw}"`);
+}
+
+/** Where each stored crash's ID is announced (PUBLISH_URL); undefined: nowhere. */
+export type PublishTarget =
+  | { kind: 'sqs'; queueUrl: string }
+  | { kind: 'amqp'; url: string; queue: string };
+
+const PUBLISH_URL_FORMS = 'expected sqs:<queue URL> or amqp://user:password@host:port/vhost?queue=<name>';
+
+export function parsePublishUrl(raw: string): PublishTarget | undefined {
+  const value = raw.trim();
+  if (value === '') return undefined;
+  if (value.startsWith('sqs:')) {
+    let queue: URL;
+    try {
+      queue = new URL(value.slice('sqs:'.length));
+    } catch {
+      throw new Error(`${PUBLISH_URL_FORMS}; "${value.slice(4)}" is not a URL`);
+    }
+    if (!/^https?:$/.test(queue.protocol) || queue.pathname.split('/').filter(Boolean).length !== 2) {
+      throw new Error(`${PUBLISH_URL_FORMS}; an SQS queue URL looks like https://sqs.<region>.amazonaws.com/<account>/<queue>`);
+    }
+    return { kind: 'sqs', queueUrl: queue.href };
+  }
+  if (/^amqps?:\/\//.test(value)) {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new Error(`${PUBLISH_URL_FORMS}; "${value}" is not a URL`);
+    }
+    const queue = url.searchParams.get('queue');
+    if (!queue) throw new Error(`${PUBLISH_URL_FORMS}; the ?queue= parameter is missing`);
+    url.searchParams.delete('queue');
+    return { kind: 'amqp', url: url.href, queue };
+  }
+  throw new Error(`${PUBLISH_URL_FORMS}, got "${value}"`);
 }
 
 export const settings = {
@@ -146,6 +186,24 @@ export const settings = {
     '3',
     "S3: attempts per request by the AWS SDK's standard retry strategy (jittered exponential backoff, retry quota) before the drainer sees the failure and retries the crash later.",
     integer(1, 10),
+  ),
+  publishUrl: setting(
+    'PUBLISH_URL',
+    '',
+    "Where each stored crash's ID is announced for Socorro's processor, at least once: `sqs:<queue URL>` (AWS SQS or an SQS-protocol server: the queue URL's host is the endpoint; credentials and region from the standard AWS variables) or `amqp://user:password@host:port/vhost?queue=<name>` (RabbitMQ, publisher confirms, persistent messages). The message body is the crash ID. Empty: nothing is announced.",
+    parsePublishUrl,
+  ),
+  publishConnectTimeoutSeconds: setting(
+    'PUBLISH_CONNECT_TIMEOUT_SECONDS',
+    '3',
+    'Queue: a connection not established within this time fails the publish (it is retried).',
+    seconds(0.1),
+  ),
+  publishTimeoutSeconds: setting(
+    'PUBLISH_TIMEOUT_SECONDS',
+    '10',
+    'Queue: the longest one publish may take, until the queue confirmed it (SQS: its answer; RabbitMQ: the publisher confirm); then it fails and is retried.',
+    seconds(0.1),
   ),
   logLevel: setting('LOG_LEVEL', 'info', 'pino log level.', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent')),
   drainConcurrency: setting(

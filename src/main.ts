@@ -1,5 +1,6 @@
 /**
- * Entry point: `node dist/main.js`. Runs as one process with no wrapper so SIGTERM/SIGINT from
+ * Entry point: `node dist/main.js` (the collector), `node dist/main.js check` (what a start would
+ * meet: collector/preflight.ts). Runs as one process with no wrapper so SIGTERM/SIGINT from
  * systemd or Kubernetes reach it directly. Exit codes: 0 after a graceful shutdown, 1 on a fatal
  * error or a second signal, 2 when it cannot start (invalid configuration, throttle rules or tokens,
  * unusable or locked spool, port in use).
@@ -7,8 +8,9 @@
 import { startCollector, type RunningCollector } from './collector/start-collector.js';
 import { ConfigError, loadConfig } from './config.js';
 import { growHeapForBuffers } from './heap-growth.js';
-import { createLogger } from './logger.js';
+import { createLogger, logProcessWarnings, type Logger } from './logger.js';
 import { CannotStart } from './cannot-start.js';
+import { preflight } from './collector/preflight.js';
 
 function cannotStart(message: string): never {
   process.stderr.write(`crashspool: ${message}\n`);
@@ -25,6 +27,12 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  logProcessWarnings(logger);
+  fatalLogger = logger;
+  if (process.argv[2] === 'check') {
+    logger.level = 'silent';
+    process.exit(await preflight(config, logger, (line) => process.stdout.write(`${line}\n`)));
+  }
 
   // Installed before start-up, so a signal that arrives while starting is not fatal: the
   // shutdown then runs as soon as the collector is up.
@@ -62,8 +70,12 @@ async function main(): Promise<void> {
   if (firstSignal) shutdown(firstSignal);
 }
 
+/** Once the logger exists, a fatal error is a JSON line like every other. */
+let fatalLogger: Logger | undefined;
+
 process.on('uncaughtException', (error) => {
-  process.stderr.write(`crashspool: fatal: ${error.stack ?? error.message}\n`);
+  if (fatalLogger) fatalLogger.fatal({ err: error }, 'uncaught exception; exiting (everything acknowledged is in the spool)');
+  else process.stderr.write(`crashspool: fatal: ${error.stack ?? error.message}\n`);
   process.exit(1);
 });
 

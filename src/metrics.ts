@@ -6,9 +6,10 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'crashspool_process_' });
+  // Node's and the process's own metrics under the names dashboards expect (process_cpu_seconds_total, nodejs_heap_size_used_bytes, …).
+  collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     received: new Counter({ name: 'crashspool_crashes_received_total', help: 'Crash reports received on /submit.', registers }),
     accepted: new Counter({
@@ -62,9 +63,20 @@ export function createMetrics() {
       help: 'Crashes moved to the dead-letter state (kept in the spool for an operator).',
       registers,
     }),
+    storageUp: new Gauge({
+      name: 'crashspool_storage_up',
+      help: 'Whether storage answers: 1 when the last background probe succeeded and uploads are not paused after an outage, else 0.',
+      registers,
+    }),
+    queueUp: new Gauge({
+      name: 'crashspool_queue_up',
+      help: 'With PUBLISH_URL (absent without): whether the processing queue answers (the last probe succeeded and publishing is not paused), else 0.',
+      labelNames: ['queue'] as const,
+      registers,
+    }),
     spoolCrashes: new Gauge({
       name: 'crashspool_spool_crashes',
-      help: 'Crashes in the spool by state.',
+      help: 'Crashes in the spool by state: pending (to upload), stored (in storage, waiting for the queue), dead.',
       labelNames: ['state'] as const,
       registers,
     }),
@@ -84,6 +96,22 @@ export function createMetrics() {
       help: 'Report bytes held in memory by requests in flight (bounded by INFLIGHT_MAX_BYTES).',
       registers,
     }),
+    published: new Counter({
+      name: 'crashspool_published_total',
+      help: 'Crash IDs the processing queue confirmed (PUBLISH_URL); each crash then leaves the spool.',
+      registers,
+    }),
+    publishFailures: new Counter({
+      name: 'crashspool_publish_failures_total',
+      help: 'Crash IDs not confirmed by the queue, by reason: refused, timeout, denied, error (the whole batch; retried after a pause) or rejected (this one entry; retried alone).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    publishOldestAgeSeconds: new Gauge({
+      name: 'crashspool_publish_oldest_age_seconds',
+      help: 'How long the longest-waiting stored crash has waited for the queue to confirm its ID (0 when none waits).',
+      registers,
+    }),
     backgroundErrors: new Counter({
       name: 'crashspool_background_errors_total',
       help: 'Errors of work outside any request (timers, threads), by task; each is logged and the task retried at its next run.',
@@ -92,11 +120,16 @@ export function createMetrics() {
     }),
     shutdownDrain: new Counter({
       name: 'crashspool_shutdown_drain_crashes_total',
-      help: 'At shutdown: crashes uploaded during it (uploaded) and left for the next start (left).',
+      help: 'At shutdown: crashes uploaded during it (uploaded), announced on the queue during it (published) and left for the next start, pending or stored (left).',
       labelNames: ['result'] as const,
       registers,
     }),
   };
+  // Every label value an alert reads exists from the start (at 0): a rule that needs an
+  // `outcome="ok"` series must not stay silent for a node that never uploaded anything.
+  for (const outcome of ['ok', 'crash_error', 'storage_error']) metrics.uploads.inc({ outcome }, 0);
+  for (const state of ['pending', 'stored', 'dead']) metrics.spoolCrashes.set({ state }, 0);
+  return metrics;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

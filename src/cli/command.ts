@@ -56,8 +56,8 @@ export function crashIdArgument(raw: string | undefined): string {
 
 export function stateOption(raw: string | boolean | undefined): CrashState | undefined {
   if (raw === undefined) return undefined;
-  if (raw === 'pending' || raw === 'dead') return raw;
-  throw new UsageError(`--state must be pending or dead, got "${String(raw)}"`);
+  if (raw === 'pending' || raw === 'stored' || raw === 'dead') return raw;
+  throw new UsageError(`--state must be pending, stored or dead, got "${String(raw)}"`);
 }
 
 export function limitOption(raw: string | boolean | undefined): number | undefined {

@@ -1,7 +1,8 @@
 /**
  * Drains a spool without a collector: for the volume of a node that died for good, attached
- * elsewhere. The same drainer, writer thread and storage settings as the collector; the spool's
- * lock is taken first, so a live collector's spool is refused and left untouched.
+ * elsewhere. The same drainer, publish loop, writer thread, storage and queue settings as the
+ * collector; the spool's lock is taken first, so a live collector's spool is refused and left
+ * untouched. Without PUBLISH_URL, crashes stored and not yet announced are left, and listed.
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -9,6 +10,8 @@ import { BackgroundErrors } from '../background-errors.js';
 import { createMetrics } from '../metrics.js';
 import { Drainer } from '../drain/drainer.js';
 import { drainerOptions } from '../drain/drainer-options.js';
+import { PublishLoop } from '../drain/publish-loop.js';
+import { createPublisher } from '../publish/create-publisher.js';
 import { createStorage } from '../storage/create-storage.js';
 import { SpoolRuntime } from '../spool/spool-runtime.js';
 import { listCrashes, type CrashListing } from '../spool/spool-queries.js';
@@ -16,13 +19,15 @@ import { listCrashes, type CrashListing } from '../spool/spool-queries.js';
 export interface DrainProgress {
   uploaded: number;
   pending: number;
+  /** Stored, their IDs waiting for the queue (PUBLISH_URL). */
+  stored: number;
   seconds: number;
 }
 
 export interface DrainOutcome {
   uploaded: number;
   seconds: number;
-  /** Crashes still in the spool (pending after the time ran out, or dead-lettered). */
+  /** Crashes still in the spool: pending or stored (not announced) after the time ran out, or dead-lettered. */
   left: CrashListing[];
 }
 
@@ -45,20 +50,29 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
     errors,
   });
   let uploaded = 0;
+  const publisher = createPublisher(config, logger);
   try {
     const storage = createStorage(config, logger);
     // Nothing is received here: every upload slot is for the backlog.
     const options = { ...drainerOptions(config), concurrencyWhileReceiving: config.drainConcurrency, yieldMaxMs: 0 };
-    const drainer = new Drainer({ spool: spool.reader, writer: spool.writer, storage, options, logger, metrics });
-    const report = () => onProgress({ uploaded: drainer.uploaded, pending: spool.reader.stats().pending, seconds: (Date.now() - started) / 1000 });
+    const retry = options.retry;
+    const loop = publisher && new PublishLoop({ spool: spool.reader, writer: spool.writer, publisher, options: { concurrency: 4, retry }, logger, metrics });
+    const drainer = new Drainer({ spool: spool.reader, writer: spool.writer, storage, options, logger, metrics, ...(loop ? { onStored: () => loop.wake() } : {}) });
+    const report = () => {
+      const stats = spool.reader.stats();
+      onProgress({ uploaded: drainer.uploaded, pending: stats.pending, stored: stats.stored, seconds: (Date.now() - started) / 1000 });
+    };
     const progress = setInterval(errors.guard('drain_progress', report), PROGRESS_INTERVAL_MS);
     try {
       drainer.start();
-      await drainer.untilEmpty(started + maxMs);
+      loop?.start();
+      if (await drainer.untilEmpty(started + maxMs)) await loop?.untilEmpty(started + maxMs);
     } finally {
       clearInterval(progress);
       drainer.stop();
+      loop?.stop();
       storage.destroy();
+      await publisher?.close();
     }
     report();
     uploaded = drainer.uploaded;

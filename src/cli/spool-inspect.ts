@@ -71,6 +71,17 @@ function commandIndex(argv: string[]): number {
 }
 
 /** Runs the CLI on `argv` (without node and script); returns the exit code. */
+/** Node's parseArgs explains itself over several lines; one line, in our words. */
+function argumentProblem(error: Error & { code?: string }): string {
+  const option = /'(--?[\w-]+)/.exec(error.message)?.[1];
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && /ambiguous/.test(error.message)) {
+    return `${option} needs a value, and a value starting with "-" is taken for an option: write ${option}=<value>`;
+  }
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${option} needs a value`;
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${option}`;
+  return error.message.split('\n')[0]!.split('. ')[0]!;
+}
+
 async function run(argv: string[]): Promise<number> {
   let command: Command = summary;
   let rest = argv;
@@ -96,7 +107,7 @@ async function run(argv: string[]): Promise<number> {
       positionals: string[];
     };
   } catch (error) {
-    throw new UsageError(`${command.name}: ${(error as Error).message.split('. ')[0]}`, { cause: error });
+    throw new UsageError(`${command.name}: ${argumentProblem(error as Error & { code?: string })}`, { cause: error });
   }
   if (parsed.values['help'] === true) {
     write(name === undefined ? generalHelp() : commandHelp(command));

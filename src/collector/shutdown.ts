@@ -1,7 +1,7 @@
 /**
  * The collector's graceful shutdown, in the order the README's "Shutdown and restart" gives:
  * the load balancer's heartbeat turns 503 → (LB grace) → no new connections, requests in flight
- * finished → the drainer uploads until the spool is empty or the deadline → the spool is
+ * finished → the drainer uploads (and the publish loop announces) until the spool is empty or the deadline → the spool is
  * checkpointed and closed. Whatever is not uploaded by then stays in the spool for the next start.
  */
 import type { Config } from '../config.js';
@@ -10,6 +10,8 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { SpoolRuntime } from '../spool/spool-runtime.js';
 import type { CrashStorage } from '../storage/storage.js';
+import type { PublishLoop } from '../drain/publish-loop.js';
+import type { CrashPublisher } from '../publish/publisher.js';
 import type { Servers } from './servers.js';
 
 export interface CollectorParts {
@@ -22,6 +24,8 @@ export interface CollectorParts {
   drainer: Drainer;
   storage: CrashStorage;
   spool: SpoolRuntime;
+  /** The processing queue and its publish loop, when PUBLISH_URL is set. */
+  queue: { publisher: CrashPublisher; loop: PublishLoop } | undefined;
   /** Stops the periodic work (load signals, spool upkeep). */
   stopTasks(): void;
 }
@@ -33,6 +37,7 @@ export async function shutdownCollector(parts: CollectorParts, reason: string): 
   const started = Date.now();
   const deadline = started + config.shutdownDeadlineSeconds * 1000;
   const uploadedBefore = drainer.uploaded;
+  const publishedBefore = parts.queue?.loop.published ?? 0;
 
   parts.state.routable = false;
   logger.info({ reason, spooled: spool.reader.stats().pending }, 'shutdown: load balancer health now 503');
@@ -41,22 +46,31 @@ export async function shutdownCollector(parts: CollectorParts, reason: string): 
   await finishRequestsInFlight(parts, deadline);
 
   logger.info({ pending: spool.reader.stats().pending }, 'shutdown: draining the spool until empty or deadline');
-  const emptied = await drainer.untilEmpty(deadline);
+  if (drainer.paused) {
+    // Otherwise the wait until the deadline looks like a hang.
+    logger.warn({ deadline_in_ms: Math.max(0, deadline - Date.now()) }, 'shutdown: storage is down, so the spool cannot empty; waiting until the deadline, the rest is uploaded after the next start');
+  }
+  const allUploaded = await drainer.untilEmpty(deadline);
+  // The deadline covers publishing too: what is stored and not yet announced stays for the next start.
+  const emptied = allUploaded && (parts.queue ? await parts.queue.loop.untilEmpty(deadline) : true);
   drainer.stop();
+  parts.queue?.loop.stop();
   parts.stopTasks();
-  // Uploads still in flight are cut now, at the deadline; their crashes stay in the spool.
+  // Uploads and publishes still in flight are cut now, at the deadline; their crashes stay in the spool.
   parts.storage.destroy();
+  await parts.queue?.publisher.close();
   parts.state.accepting = false;
 
   const left = spool.reader.stats();
+  if (parts.queue) parts.metrics.shutdownDrain.inc({ result: 'published' }, parts.queue.loop.published - publishedBefore);
   const uploaded = drainer.uploaded - uploadedBefore;
   parts.metrics.shutdownDrain.inc({ result: 'uploaded' }, uploaded);
-  parts.metrics.shutdownDrain.inc({ result: 'left' }, left.pending);
+  parts.metrics.shutdownDrain.inc({ result: 'left' }, left.pending + left.stored);
   parts.servers.metricsServer?.close();
   parts.servers.metricsServer?.closeAllConnections();
   await spool.close();
   logger.info(
-    { uploaded, left_pending: left.pending, left_dead: left.dead, emptied, ms: Date.now() - started },
+    { uploaded, left_pending: left.pending, left_stored: left.stored, left_dead: left.dead, emptied, ms: Date.now() - started },
     emptied ? 'shutdown complete: spool empty' : 'shutdown complete: deadline reached; the rest is drained on next start',
   );
 }

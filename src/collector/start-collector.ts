@@ -26,12 +26,17 @@ import type { SpoolReader } from '../spool/spool-reader.js';
 import { SpoolRuntime } from '../spool/spool-runtime.js';
 import { checkIntegrity, SPOOL_FILE, SpoolError } from '../spool/spool-schema.js';
 import { createStorage } from '../storage/create-storage.js';
+import { PublishLoop, removeUnannounced } from '../drain/publish-loop.js';
+import { createPublisher } from '../publish/create-publisher.js';
+import type { CrashPublisher } from '../publish/publisher.js';
 import { readVersionInfo } from '../version.js';
 import { startLoadSignals } from './load-signals.js';
 import { startServers } from './servers.js';
 import { shutdownCollector } from './shutdown.js';
 import { startSpoolUpkeep } from './spool-upkeep.js';
 
+/** Batches of crash IDs published at once (SQS: 10 per batch). */
+const PUBLISH_CONCURRENCY = 4;
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -53,15 +58,26 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const memory = new MemoryBudget(config.inflightMaxBytes);
   const storage = createStorage(config, logger);
   const loadSignals = startLoadSignals(config, memory, spool.usage, errors);
-  const drainer = new Drainer({ spool: spool.reader, writer: spool.writer, storage, options: drainerOptions(config), logger, metrics, load: loadSignals.load });
+  const queue = await startPublishing(config, spool, logger, metrics);
+  const drainer = new Drainer({
+    spool: spool.reader,
+    writer: spool.writer,
+    storage,
+    options: drainerOptions(config),
+    logger,
+    metrics,
+    load: loadSignals.load,
+    ...(queue ? { onStored: () => queue.loop.wake() } : {}),
+  });
   const upkeep = startSpoolUpkeep(config, spool, logger, errors);
 
   const state = { routable: true, accepting: true };
-  const heartbeat = createHeartbeat({
+  const health = createHeartbeat({
     spool: spool.reader,
     writer: spool.writer,
     storage,
     drainer,
+    ...(queue ? { queue } : {}),
     startedAt: Date.now(),
     options: {
       storageCheckIntervalMs: 5000,
@@ -70,7 +86,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       drainStallSeconds: config.healthDrainStallSeconds,
     },
   });
-  const refreshGauges = spoolGauges(metrics, spool.reader, memory);
+  const refreshGauges = gauges(metrics, spool.reader, memory, health.dependenciesUp, queue?.publisher.description);
   const app = createApp({
     config,
     spool: spool.writer,
@@ -82,7 +98,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     throttler,
     tokens,
     rateLimits: new RateLimits(),
-    heartbeat,
+    heartbeat: health.check,
     memory,
     refreshGauges,
     serveMetrics: config.metricsPort === undefined,
@@ -98,14 +114,17 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       spool: config.spoolDir,
       durability: config.durability,
       storage: storage.description,
+      queue: queue?.publisher.description ?? null,
       pending: startStats.pending,
+      stored: startStats.stored,
       dead: startStats.dead,
     },
     'collector started',
   );
   drainer.start();
+  queue?.loop.start();
 
-  const parts = { config, logger, metrics, state, servers, drainer, storage, spool, stopTasks: () => (loadSignals.stop(), upkeep.stop()) };
+  const parts = { config, logger, metrics, state, servers, drainer, storage, spool, queue, stopTasks: () => (loadSignals.stop(), upkeep.stop()) };
   let shuttingDown: Promise<void> | undefined;
   return {
     address: servers.address,
@@ -164,12 +183,39 @@ function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger):
   }
 }
 
-/** Brings the spool gauges up to date; run before each scrape. */
-function spoolGauges(metrics: Metrics, reader: SpoolReader, memory: MemoryBudget): () => void {
+/**
+ * The publish loop when PUBLISH_URL is set. When it is empty, crashes a former configuration left
+ * stored (in storage, never announced) leave the spool now, each logged: nobody is to be told.
+ */
+async function startPublishing(config: Config, spool: SpoolRuntime, logger: Logger, metrics: Metrics): Promise<{ publisher: CrashPublisher; loop: PublishLoop } | undefined> {
+  const publisher = createPublisher(config, logger);
+  if (!publisher) {
+    const removed = await removeUnannounced(spool.reader, spool.writer, logger);
+    if (removed > 0) logger.warn({ removed }, 'crashes stored under an earlier PUBLISH_URL removed from the spool unannounced');
+    return undefined;
+  }
+  const retry = { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 };
+  const loop = new PublishLoop({ spool: spool.reader, writer: spool.writer, publisher, options: { concurrency: PUBLISH_CONCURRENCY, retry }, logger, metrics });
+  return { publisher, loop };
+}
+
+/** Brings the gauges up to date; run before each scrape. */
+function gauges(
+  metrics: Metrics,
+  reader: SpoolReader,
+  memory: MemoryBudget,
+  dependenciesUp: () => { storage: boolean; queue?: boolean },
+  queueDescription: string | undefined,
+): () => void {
   return () => {
+    const up = dependenciesUp();
+    metrics.storageUp.set(up.storage ? 1 : 0);
+    if (up.queue !== undefined && queueDescription) metrics.queueUp.set({ queue: queueDescription }, up.queue ? 1 : 0);
     const stats = reader.stats();
     metrics.spoolCrashes.set({ state: 'pending' }, stats.pending);
+    metrics.spoolCrashes.set({ state: 'stored' }, stats.stored);
     metrics.spoolCrashes.set({ state: 'dead' }, stats.dead);
+    metrics.publishOldestAgeSeconds.set(stats.oldestStoredAt === null ? 0 : (Date.now() - stats.oldestStoredAt) / 1000);
     metrics.spoolBytes.set(stats.bytes);
     metrics.spoolOldestAgeSeconds.set(stats.oldestPendingAt === null ? 0 : (Date.now() - stats.oldestPendingAt) / 1000);
     metrics.inflightBytes.set(memory.inUse);

@@ -7,8 +7,9 @@
  * rule below is a few lines of this one scheduler, and split apart they would pass its internals
  * back and forth. The pure parts are apart already (backoff.ts, upload-share.ts, crash-upload.ts).
  *
- * - I2 delete ⇒ uploaded: a crash is removed from the spool only after `uploadCrash` resolved,
- *   i.e. storage confirmed every object. A kill between upload and delete re-uploads the same
+ * - I2 delete ⇒ uploaded: a crash is removed from the spool (or, when publishing, becomes
+ *   `stored` and loses its dumps) only after `uploadCrash` resolved, i.e. storage confirmed every
+ *   object. A kill between upload and delete re-uploads the same
  *   bytes to the same keys on the next start (I3), which is harmless.
  * - I7 a crash is named by row number and crash ID in every read and write (the in-flight set is
  *   keyed by row numbers, which are never reused): a crash an operator purges mid-upload is
@@ -97,6 +98,12 @@ export interface DrainerDeps {
   metrics: Metrics;
   /** What it yields to; absent: nothing (it drains at DRAIN_CONCURRENCY). */
   load?: DrainerLoad;
+  /**
+   * With publishing (PUBLISH_URL): told after each crash became stored (its objects confirmed, its
+   * dumps gone from the spool), whose ID the publish loop then announces. Absent: an uploaded
+   * crash is removed from the spool at once.
+   */
+  onStored?: () => void;
 }
 
 export class Drainer {
@@ -128,8 +135,10 @@ export class Drainer {
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly load: DrainerLoad;
+  private readonly onStored: (() => void) | undefined;
 
-  constructor({ spool, writer, storage, options, logger, metrics, load }: DrainerDeps) {
+  constructor({ spool, writer, storage, options, logger, metrics, load, onStored }: DrainerDeps) {
+    this.onStored = onStored;
     this.spool = spool;
     this.writer = writer;
     this.options = options;
@@ -149,6 +158,7 @@ export class Drainer {
         this.recordOutcome('ok');
       },
       checkReachable: () => storage.checkReachable(),
+      checkReadWrite: () => storage.checkReadWrite(),
       destroy: () => storage.destroy(),
     };
   }
@@ -372,7 +382,10 @@ export class Drainer {
       if (this.stopped) return;
       let removed: boolean;
       try {
-        removed = await this.writer.remove(crash);
+        // Publishing: the crash waits, stored, for the queue (publish-loop.ts); else it is done with.
+        removed = this.onStored
+          ? await this.writer.markStored({ ...crash, rawCrashBytes: Buffer.byteLength(crash.rawCrashJson) })
+          : await this.writer.remove(crash);
       } catch (error) {
         // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
         const delay = this.pause();
@@ -393,12 +406,26 @@ export class Drainer {
         { crash_id: crash.crashId, bytes: crash.bytes, ms: Math.round(seconds * 1000), attempts: crash.attempts + 1 },
         'crash uploaded',
       );
+      this.onStored?.();
     } catch (error) {
       if (!this.stopped) await this.recordFailure(crash, error);
     } finally {
       this.inflight.delete(crash.seq);
       this.inflightBytes -= crash.bytes;
       this.wake();
+    }
+  }
+
+  /**
+   * A failure of the storage is written on the crash as its last error and next attempt, with its
+   * attempts unchanged (it never counts toward dead-letter), so `spool-inspect` tells what the
+   * drainer knows. A crash gone meanwhile, or a spool that cannot take the note, changes nothing.
+   */
+  private async noteStorageFailure(crash: SpooledCrash, message: string, nextAttemptAt: number): Promise<void> {
+    try {
+      await this.writer.recordFailure(crash, { attempts: crash.attempts, nextAttemptAt, error: message, dead: false });
+    } catch (spoolError) {
+      this.logger.warn({ crash_id: crash.crashId, err: spoolError }, 'noting a storage failure on the crash failed');
     }
   }
 
@@ -411,6 +438,7 @@ export class Drainer {
       if ((error instanceof StorageError && error.outage) || (allFailed && !this.recentOutcomes.includes('error-answer'))) {
         const delay = this.pause();
         this.logger.warn({ crash_id: crash.crashId, error: message, retry_in_ms: delay }, 'storage unavailable; draining paused');
+        await this.noteStorageFailure(crash, message, Date.now() + delay);
         return;
       }
       if (allFailed) {
@@ -425,6 +453,7 @@ export class Drainer {
         { crash_id: crash.crashId, error: message, retry_in_ms: delay, confirmed_objects: this.confirmed.get(crash.seq)?.size ?? 0 },
         'storage request failed; retrying this crash',
       );
+      await this.noteStorageFailure(crash, message, Date.now() + delay);
       return;
     }
     this.metrics.uploads.inc({ outcome: 'crash_error' });

@@ -1,5 +1,7 @@
 /**
  * `/__heartbeat__`: named checks an operator's monitoring can alert on before crashes are lost.
+ * With PUBLISH_URL, `queue` is probed the way storage is (in the background, reported with its
+ * age) and also fails while the publish loop is paused after the queue failed as a whole.
  * 200 when all pass, 503 with every check's details otherwise. It answers within a second whatever
  * storage does: the storage check is a real request made in the background every few seconds, and
  * the heartbeat reports its last result with its age (or `timeout` while one hangs) — it never waits
@@ -12,6 +14,9 @@ import type { SpoolReader, SpoolStats } from '../spool/spool-reader.js';
 import type { SpoolProbe } from '../spool/spool-ports.js';
 import { spoolFailureReason } from '../spool/spool-errors.js';
 import type { CrashStorage } from '../storage/storage.js';
+import type { CrashPublisher } from '../publish/publisher.js';
+import type { PublishLoop } from '../drain/publish-loop.js';
+import { dockerflowHeartbeat, type DockerflowHeartbeat } from './dockerflow.js';
 
 export interface HealthOptions {
   /** How often the storage is probed in the background. */
@@ -23,6 +28,8 @@ export interface HealthOptions {
 
 export interface Check {
   ok: boolean;
+  /** Passing, but worth an operator's look (Dockerflow's `warning`): e.g. dead-lettered crashes. */
+  warning?: string;
   [detail: string]: unknown;
 }
 
@@ -31,6 +38,8 @@ export interface HeartbeatDeps {
   writer: SpoolProbe;
   storage: CrashStorage;
   drainer: Drainer;
+  /** The processing queue and its publish loop, when PUBLISH_URL is set. */
+  queue?: { publisher: CrashPublisher; loop: PublishLoop };
   startedAt: number;
   options: HealthOptions;
 }
@@ -55,16 +64,22 @@ const within = <T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> =>
     );
   });
 
+/** What a background probe asks: storage or the queue. */
+interface Probed {
+  readonly description: string;
+  checkReachable(): Promise<void>;
+}
+
 /**
- * The storage's reachability, probed in the background: at most one probe in flight, a new one
+ * A dependency's reachability, probed in the background: at most one probe in flight, a new one
  * when the last result is older than `intervalMs`. Reading it never waits.
  */
-class StorageProbe {
+class BackgroundProbe {
   private last: { at: number; error?: string } | undefined;
   private inFlightSince: number | undefined;
 
   constructor(
-    private readonly storage: CrashStorage,
+    private readonly target: Probed,
     private readonly intervalMs: number,
   ) {
     this.refresh(Date.now());
@@ -72,7 +87,7 @@ class StorageProbe {
 
   check(now: number): Check {
     this.refresh(now);
-    const target = this.storage.description;
+    const target = this.target.description;
     const hanging = this.inFlightSince !== undefined && now - this.inFlightSince > CHECK_TIMEOUT_MS;
     if (hanging) {
       return { ok: false, target, error: 'timeout', waiting_seconds: ageSeconds(this.inFlightSince, now), last_error: this.last?.error ?? null };
@@ -86,7 +101,7 @@ class StorageProbe {
     if (this.inFlightSince !== undefined) return;
     if (this.last && now - this.last.at < this.intervalMs) return;
     this.inFlightSince = now;
-    this.storage.checkReachable().then(
+    this.target.checkReachable().then(
       () => this.settle(undefined),
       (error: Error) => this.settle(error.message),
     );
@@ -98,8 +113,9 @@ class StorageProbe {
   }
 }
 
-export function createHeartbeat({ spool, writer, storage, drainer, startedAt, options }: HeartbeatDeps) {
-  const storageProbe = new StorageProbe(storage, options.storageCheckIntervalMs);
+export function createHeartbeat({ spool, writer, storage, drainer, queue, startedAt, options }: HeartbeatDeps) {
+  const storageProbe = new BackgroundProbe(storage, options.storageCheckIntervalMs);
+  const queueProbe = queue && new BackgroundProbe(queue.publisher, options.storageCheckIntervalMs);
 
   // Both a probe and the last real commit: a full disk may still take the probe's few bytes
   // while refusing every crash.
@@ -136,11 +152,25 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
         seconds_since_last_upload: drainer.lastSuccessAt === undefined ? null : ageSeconds(drainer.lastSuccessAt, now),
         ...(stalled ? { error: `crashes pending and none uploaded for over ${options.drainStallSeconds} s` } : {}),
       },
-      dead_letter: { ok: true, count: stats.dead, oldest_age_seconds: stats.oldestDeadAt === null ? null : ageSeconds(stats.oldestDeadAt, now) },
+      dead_letter: {
+        ok: true,
+        count: stats.dead,
+        oldest_age_seconds: stats.oldestDeadAt === null ? null : ageSeconds(stats.oldestDeadAt, now),
+        ...(stats.dead > 0 ? { warning: `${stats.dead} crashes dead-lettered: see scripts/spool-inspect summary` } : {}),
+      },
     };
   };
 
-  return async (): Promise<{ healthy: boolean; checks: Record<string, Check> }> => {
+  /**
+   * Whether storage and the queue answer right now, for the `*_up` gauges: the last background
+   * probe succeeded and no loop is paused after a failure of the whole dependency.
+   */
+  const dependenciesUp = (now = Date.now()): { storage: boolean; queue?: boolean } => ({
+    storage: storageProbe.check(now).ok && !drainer.paused,
+    ...(queue && queueProbe ? { queue: queueProbe.check(now).ok && !queue.loop.paused } : {}),
+  });
+
+  const check = async (): Promise<{ httpStatus: 200 | 503; body: DockerflowHeartbeat }> => {
     const now = Date.now();
     const checks: Record<string, Check> = { spool_writable: await checkWritable() };
     try {
@@ -149,6 +179,18 @@ export function createHeartbeat({ spool, writer, storage, drainer, startedAt, op
       checks['spool_depth'] = { ok: false, error: (error as Error).message };
     }
     checks['storage'] = storageProbe.check(now);
-    return { healthy: Object.values(checks).every((check) => check.ok), checks };
+    if (queue && queueProbe) {
+      const probe = queueProbe.check(now);
+      let waiting: Record<string, unknown> = {};
+      try {
+        const stats = spool.stats();
+        waiting = { waiting: stats.stored, oldest_waiting_seconds: ageSeconds(stats.oldestStoredAt, now) };
+      } catch {
+        // the spool checks above say what is wrong with reading the spool
+      }
+      checks['queue'] = { ...probe, ok: probe.ok && !queue.loop.paused, paused_after_failure: queue.loop.paused, published: queue.loop.published, ...waiting };
+    }
+    return dockerflowHeartbeat(checks);
   };
+  return { check, dependenciesUp };
 }

@@ -20,7 +20,8 @@ export interface ServiceState {
 export interface AppDeps extends SubmitDeps {
   state: ServiceState;
   version: VersionInfo;
-  heartbeat: () => Promise<{ healthy: boolean; checks: Record<string, unknown> }>;
+  /** `/__heartbeat__`'s answer: Dockerflow's JSON document and its status (health/). */
+  heartbeat: () => Promise<{ httpStatus: 200 | 503; body: object }>;
   /** Brings the spool gauges up to date before a scrape. */
   refreshGauges: () => void;
   /** False when `/metrics` is served on its own port (METRICS_PORT). */
@@ -68,8 +69,8 @@ export function createApp(deps: AppDeps) {
     deps.state.routable ? c.text('OK\n') : c.text('shutting down\n', 503, { 'Retry-After': RETRY_AFTER_SECONDS }),
   );
   app.get('/__heartbeat__', async (c) => {
-    const { healthy, checks } = await deps.heartbeat();
-    return c.json(checks, healthy ? 200 : 503);
+    const { httpStatus, body } = await deps.heartbeat();
+    return c.json(body, httpStatus);
   });
   app.get('/__version__', (c) => c.json(deps.version));
   if (deps.serveMetrics) app.get('/metrics', metricsRoute(metrics, deps.refreshGauges));

@@ -1,6 +1,6 @@
 /**
- * The one place a spooled crash is deleted or has a failure recorded (I7, docs/INVARIANTS.md).
- * Both name the crash by its row number *and* its crash ID, so a caller holding a crash that has
+ * The one place a spooled crash is deleted, marked stored or has a failure recorded (I7,
+ * docs/INVARIANTS.md). Each names the crash by its row number *and* its crash ID, so a caller holding a crash that has
  * left the spool meanwhile (an operator's purge during its upload) changes nothing rather than
  * another crash; each says whether the crash was there. Row numbers are never reused besides
  * (`AUTOINCREMENT`, spool.ts), so dumps and bodies, found by row number, belong to that crash.
@@ -26,17 +26,34 @@ export class CrashRows {
   private readonly deleteDumps: Database.Statement;
   private readonly deleteBody: Database.Statement;
   private readonly failure: Database.Statement;
+  private readonly stored: Database.Statement;
 
   constructor(db: Database.Database) {
     this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ? AND crash_id = ?');
     this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
     this.deleteBody = db.prepare('DELETE FROM bodies WHERE seq = ?');
     this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ? AND crash_id = ?');
+    this.stored = db.prepare(
+      `UPDATE crashes SET state = 'stored', stored_at = ?, bytes = ?, attempts = 0, next_attempt_at = 0, last_error = NULL
+       WHERE seq = ? AND crash_id = ? AND state = 'pending'`,
+    );
   }
 
   /** Deletes the crash with its dumps and body (run it inside the caller's transaction); false when it was not there. */
   delete(crash: CrashRef): boolean {
     if (this.deleteCrash.run(crash.seq, crash.crashId).changes === 0) return false;
+    this.deleteDumps.run(crash.seq);
+    this.deleteBody.run(crash.seq);
+    return true;
+  }
+
+  /**
+   * Storage confirmed every object of the pending crash: it becomes `stored` (its ID waits for the
+   * processing queue), its dumps and body are deleted, and it counts `bytes` (its row) from now
+   * on. False when it was not there (or not pending).
+   */
+  markStored(crash: CrashRef, storedAt: number, bytes: number): boolean {
+    if (this.stored.run(storedAt, bytes, crash.seq, crash.crashId).changes === 0) return false;
     this.deleteDumps.run(crash.seq);
     this.deleteBody.run(crash.seq);
     return true;

@@ -24,6 +24,8 @@ export interface RequeueResult {
   requeued: string[];
   /** Crash IDs asked for by ID that were pending already (left as they were). */
   alreadyPending: string[];
+  /** Crash IDs asked for by ID that are stored (in storage, waiting for the queue): nothing to requeue. */
+  stored?: string[];
 }
 
 /**
@@ -36,6 +38,7 @@ export function requeueCrash(spool: InspectedSpool, crashId: string): RequeueRes
     .transaction(() => {
       const row = db.prepare('SELECT state FROM crashes WHERE crash_id = ?').get(crashId) as { state: CrashState } | undefined;
       if (!row) throw new CrashNotFound(crashId);
+      if (row.state === 'stored') return { requeued: [], alreadyPending: [], stored: [crashId] };
       if (row.state !== 'dead') return { requeued: [], alreadyPending: [crashId] };
       db.prepare(`UPDATE crashes SET state = 'pending', attempts = 0, next_attempt_at = 0 WHERE crash_id = ?`).run(crashId);
       return { requeued: [crashId], alreadyPending: [] };

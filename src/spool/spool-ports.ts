@@ -15,8 +15,10 @@ export interface CrashAppender {
 }
 
 export interface DrainedCrashes {
-  /** I2: only once storage confirmed every object. False when the crash had left the spool (I7). */
+  /** I2: only once storage confirmed every object (and the queue the crash ID, when publishing). False when the crash had left the spool (I7). */
   remove(crash: CrashRef & { bytes: number }): Promise<boolean>;
+  /** Storage confirmed every object; the crash ID now waits for the queue. False when the crash had left the spool (I7). */
+  markStored(crash: CrashRef & { bytes: number; rawCrashBytes: number }): Promise<boolean>;
   /** False when the crash had left the spool (I7). */
   recordFailure(crash: CrashRef, failure: FailureRecord): Promise<boolean>;
 }

@@ -16,10 +16,11 @@ export interface AttemptsBucket {
   dead: number;
 }
 
-/** Merges per-(attempts, state) counts into one row per attempts value, ascending. Pure. */
+/** Merges per-(attempts, state) counts into one row per attempts value, ascending; stored crashes have no uploads left to count. Pure. */
 export function attemptsHistogram(counts: readonly { attempts: number; state: CrashState; crashes: number }[]): AttemptsBucket[] {
   const buckets = new Map<number, AttemptsBucket>();
   for (const { attempts, state, crashes } of counts) {
+    if (state === 'stored') continue;
     const bucket = buckets.get(attempts) ?? { attempts, pending: 0, dead: 0 };
     bucket[state] += crashes;
     buckets.set(attempts, bucket);
@@ -55,6 +56,7 @@ export function groupErrors(
 ): ErrorGroup[] {
   const groups = new Map<string, ErrorGroup>();
   for (const count of counts) {
+    if (count.state === 'stored') continue;
     const kind = errorKind(count.error);
     const group = groups.get(kind) ?? { error: kind, crashes: 0, pending: 0, dead: 0, latestReceivedAt: -Infinity, latestCrashId: '' };
     group.crashes += count.crashes;
@@ -70,6 +72,8 @@ export function groupErrors(
 
 export interface SpoolSummary {
   pending: number;
+  /** Stored, their IDs waiting for the processing queue. */
+  stored: number;
   dead: number;
   bytes: number;
   /** Receive times (ms) over all crashes, and of the oldest pending one; null when none. */
@@ -102,12 +106,12 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
   const read = db.transaction(() => {
     const totals = db
       .prepare(
-        `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead,
+        `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'stored'), 0) AS stored, COALESCE(SUM(state = 'dead'), 0) AS dead,
                 COALESCE(SUM(bytes), 0) AS bytes, MIN(received_at) AS oldest, MAX(received_at) AS newest,
                 MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldestPending
          FROM crashes`,
       )
-      .get() as { pending: number; dead: number; bytes: number; oldest: number | null; newest: number | null; oldestPending: number | null };
+      .get() as { pending: number; stored: number; dead: number; bytes: number; oldest: number | null; newest: number | null; oldestPending: number | null };
     const attempts = db
       .prepare('SELECT attempts, state, COUNT(*) AS crashes FROM crashes GROUP BY attempts, state')
       .all() as { attempts: number; state: CrashState; crashes: number }[];
@@ -130,6 +134,7 @@ export function spoolSummary(spool: InspectedSpool): SpoolSummary {
   const { totals, attempts, errors, freeBytes, dedup } = read();
   return {
     pending: totals.pending,
+    stored: totals.stored,
     dead: totals.dead,
     bytes: totals.bytes,
     oldestReceivedAt: totals.oldest,

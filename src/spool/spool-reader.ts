@@ -13,12 +13,24 @@ const gunzipInPool = promisify(gunzip);
 
 export interface SpoolStats {
   pending: number;
+  /** Stored, their IDs waiting for the processing queue. */
+  stored: number;
   dead: number;
   bytes: number;
   /** Receive time (ms) of the oldest pending crash; null when none is pending. */
   oldestPendingAt: number | null;
   /** Receive time (ms) of the oldest dead-letter crash, or null. */
   oldestDeadAt: number | null;
+  /** When the longest-waiting stored crash was stored (ms), or null. */
+  oldestStoredAt: number | null;
+}
+
+/** A stored crash waiting for the processing queue. */
+export interface StoredCrash {
+  seq: number;
+  crashId: string;
+  bytes: number;
+  storedAt: number;
 }
 
 /**
@@ -35,6 +47,8 @@ export class SpoolReader {
   private readonly freePagesStatement: Database.Statement;
   private readonly oldestDueStatement: Database.Statement;
   private readonly pageSize: number;
+  private readonly storedStatement: Database.Statement;
+  private readonly statsStatement: Database.Statement;
 
   constructor(readonly db: Database.Database) {
     // Called for every crash received (the free-space reserve): prepared once.
@@ -44,6 +58,15 @@ export class SpoolReader {
     ).pluck();
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.dueStatement = db.prepare(DUE_SQL);
+    this.storedStatement = db.prepare(`SELECT seq, crash_id, bytes, stored_at FROM crashes WHERE state = 'stored' ORDER BY seq LIMIT ?`);
+    this.statsStatement = db.prepare(
+      `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'stored'), 0) AS stored,
+              COALESCE(SUM(state = 'dead'), 0) AS dead, COALESCE(SUM(bytes), 0) AS bytes,
+              MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldest,
+              MIN(CASE WHEN state = 'dead' THEN received_at END) AS oldest_dead,
+              MIN(CASE WHEN state = 'stored' THEN stored_at END) AS oldest_stored
+       FROM crashes`,
+    );
     this.dumpRows = new StoredDumps(db);
   }
 
@@ -87,17 +110,38 @@ export class SpoolReader {
     return (this.freePagesStatement.get() as number) * this.pageSize;
   }
 
+  /**
+   * Up to `limit` stored crashes, the longest waiting first, skipping those in `exclude` (being
+   * published). Reads only the rows it returns.
+   */
+  stored(limit: number, exclude: ReadonlySet<number>): StoredCrash[] {
+    const rows = this.storedStatement.all(limit + exclude.size) as { seq: number; crash_id: string; bytes: number; stored_at: number | null }[];
+    return rows
+      .filter((row) => !exclude.has(row.seq))
+      .slice(0, limit)
+      .map((row) => ({ seq: row.seq, crashId: row.crash_id, bytes: row.bytes, storedAt: row.stored_at ?? 0 }));
+  }
+
   /** Counts over the whole spool: one pass over the crash rows (not the dumps). */
   stats(): SpoolStats {
-    const row = this.db
-      .prepare(
-        `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'dead'), 0) AS dead,
-                COALESCE(SUM(bytes), 0) AS bytes, MIN(CASE WHEN state = 'pending' THEN received_at END) AS oldest,
-                MIN(CASE WHEN state = 'dead' THEN received_at END) AS oldest_dead
-         FROM crashes`,
-      )
-      .get() as { pending: number; dead: number; bytes: number; oldest: number | null; oldest_dead: number | null };
-    return { pending: row.pending, dead: row.dead, bytes: row.bytes, oldestPendingAt: row.oldest, oldestDeadAt: row.oldest_dead };
+    const row = this.statsStatement.get() as {
+      pending: number;
+      stored: number;
+      dead: number;
+      bytes: number;
+      oldest: number | null;
+      oldest_dead: number | null;
+      oldest_stored: number | null;
+    };
+    return {
+      pending: row.pending,
+      stored: row.stored,
+      dead: row.dead,
+      bytes: row.bytes,
+      oldestPendingAt: row.oldest,
+      oldestDeadAt: row.oldest_dead,
+      oldestStoredAt: row.oldest_stored,
+    };
   }
 }
 

@@ -20,7 +20,8 @@ import { join } from 'node:path';
 export const SPOOL_FILE = 'spool.db';
 /**
  * 2: a crash may keep its gzipped body as sent (`bodies`) and its dumps as places in it.
- * 3: row numbers are never reused (I7).
+ * 3: row numbers are never reused (I7); a crash can be `stored` (every object confirmed by
+ *    storage, its ID not yet confirmed by the processing queue), stored at `stored_at`.
  */
 export const SCHEMA_VERSION = 3;
 /**
@@ -36,7 +37,11 @@ export const WAL_CHECKPOINT_PAGES = 128;
 export const NEW_SPOOL_PAGE_SIZE = 4096;
 
 export type Durability = 'full' | 'normal';
-export type CrashState = 'pending' | 'dead';
+/**
+ * `pending`: to upload. `stored`: storage confirmed every object and its dumps are gone from the
+ * spool; its ID waits for the processing queue (PUBLISH_URL). `dead`: storage refused it for good.
+ */
+export type CrashState = 'pending' | 'stored' | 'dead';
 
 export class SpoolError extends Error {}
 
@@ -53,6 +58,8 @@ export interface SpooledCrash {
   attempts: number;
   nextAttemptAt: number;
   lastError: string | null;
+  /** When storage confirmed every object (ms), for a `stored` crash. */
+  storedAt: number | null;
 }
 
 /** A row of the `crashes` table as SQLite returns it (`raw_crash` only where selected). */
@@ -67,6 +74,7 @@ export interface CrashRow {
   attempts: number;
   next_attempt_at: number;
   last_error: string | null;
+  stored_at?: number | null;
 }
 
 const CRASHES_TABLE = (name: string) => `
@@ -77,10 +85,11 @@ const CRASHES_TABLE = (name: string) => `
     raw_crash TEXT NOT NULL,
     dump_names TEXT NOT NULL,
     bytes INTEGER NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dead')),
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'stored', 'dead')),
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    stored_at INTEGER
   );
 `;
 const CRASHES_INDEXES = `
@@ -150,6 +159,7 @@ export function crashListing(row: CrashRow): Omit<SpooledCrash, 'rawCrashJson'> 
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,
+    storedAt: row.stored_at ?? null,
   };
 }
 

@@ -36,6 +36,7 @@ export type WriteOp =
       dedup?: DedupKey;
     }
   | { kind: 'remove'; crash: CrashRef }
+  | { kind: 'stored'; crash: CrashRef; storedAt: number; bytes: number }
   | { kind: 'expireDedup'; before: number; limit: number }
   | { kind: 'failure'; crash: CrashRef; failure: FailureRecord }
   | { kind: 'probe' };
@@ -116,6 +117,9 @@ export class SpoolStore {
       case 'remove':
         // I2: only for a crash whose every object storage has confirmed.
         return { found: this.rows.delete(op.crash) };
+      case 'stored':
+        // I2: only for a crash whose every object storage has confirmed; its dumps go now.
+        return { found: this.rows.markStored(op.crash, op.storedAt, op.bytes) };
       case 'failure':
         return { found: this.rows.recordFailure(op.crash, op.failure) };
       case 'probe':

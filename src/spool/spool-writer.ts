@@ -306,6 +306,24 @@ export class SpoolWriter implements CrashAppender, DrainedCrashes, SpoolProbe {
     return removed;
   }
 
+  /**
+   * I2: storage confirmed every object of the crash. It becomes `stored`: its dumps leave the
+   * spool now (their bytes are freed), its row waits for the processing queue. False when it had
+   * left the spool already (I7).
+   */
+  async markStored(crash: CrashRef & { bytes: number; rawCrashBytes: number }): Promise<boolean> {
+    const freed = Math.max(0, crash.bytes - crash.rawCrashBytes);
+    this.usage.removeStarted(freed);
+    let found = false;
+    try {
+      found = wasFound(await this.send({ kind: 'stored', crash: { seq: crash.seq, crashId: crash.crashId }, storedAt: Date.now(), bytes: crash.rawCrashBytes }));
+      this.committed(REMOVE_WAL_BYTES, 0, found ? freed : 0);
+    } finally {
+      this.usage.removeSettled(freed, found);
+    }
+    return found;
+  }
+
   /** Records a failed upload of the crash; resolves false when it had left the spool already (I7). */
   async recordFailure(crash: CrashRef, failure: FailureRecord): Promise<boolean> {
     return wasFound(await this.send({ kind: 'failure', crash: { seq: crash.seq, crashId: crash.crashId }, failure }));

@@ -4,10 +4,10 @@
  * a reader never sees a partial object and a confirmed object survives power loss: the file and
  * its directory are fsynced, and so is the parent of every directory created on the way.
  */
-import { open, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { StorageError, type CrashStorage } from './storage.js';
+import { StorageCheckFailed, StorageError, type CrashStorage } from './storage.js';
 import { fsyncDir, mkdirDurable } from '../durable-fs.js';
 
 /** Errors that concern one object only; everything else means the directory is unusable for now. */
@@ -47,6 +47,20 @@ export class FileStorage implements CrashStorage {
 
   /** File writes are short and local: nothing to cut. */
   destroy(): void {}
+
+  async checkReadWrite(): Promise<string> {
+    const probe = join(this.root, 'crashspool-check', randomBytes(8).toString('hex'));
+    const body = randomBytes(32);
+    try {
+      await this.put(relative(this.root, probe), body);
+      const read = await readFile(probe);
+      if (!read.equals(body)) throw new Error('read back other bytes');
+      await rm(dirname(probe), { recursive: true, force: true });
+    } catch (error) {
+      throw new StorageCheckFailed(`${(error as Error).message}; STORAGE_URL must name a directory this user can write`, 'setting');
+    }
+    return `${this.description}: a probe written, read back and deleted`;
+  }
 
   async checkReachable(): Promise<void> {
     try {

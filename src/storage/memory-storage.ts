@@ -5,7 +5,7 @@
  * taken at receipt, as S3 does) and keeps every object until `objects` is cleared.
  */
 import { sha256Hex } from '../sha256.js';
-import { StorageError, type CrashStorage } from './storage.js';
+import { StorageCheckFailed, StorageError, type CrashStorage } from './storage.js';
 
 export class MemoryStorage implements CrashStorage {
   readonly description = 'memory://';
@@ -25,6 +25,11 @@ export class MemoryStorage implements CrashStorage {
 
   async checkReachable(): Promise<void> {
     if (!this.reachable) throw new StorageError('storage unreachable', 'storage', { outage: true });
+  }
+
+  async checkReadWrite(): Promise<string> {
+    if (!this.reachable) throw new StorageCheckFailed('storage unreachable', 'unreachable');
+    return 'memory: written, read and deleted';
   }
 
   destroy(): void {}

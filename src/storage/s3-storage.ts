@@ -8,10 +8,11 @@
  * SHA-256 computed when the crash was received is signed, so the check covers the bytes from the
  * ack to the bucket — and the SDK does not hash the dump again.
  */
-import { HeadBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import type { Logger } from '../logger.js';
-import { StorageError, type CrashStorage, type FailureScope } from './storage.js';
+import { StorageCheckFailed, StorageError, type CrashStorage, type FailureScope } from './storage.js';
 
 /** Error codes that mean the whole bucket is unusable right now, not this one request. */
 const OUTAGE_CODES = new Set([
@@ -63,8 +64,13 @@ export interface S3Options {
 export class S3Storage implements CrashStorage {
   readonly description: string;
   private readonly client: S3Client;
-  /** Aborted by `destroy`: cuts every request still in flight at the shutdown deadline. */
-  private readonly closing = new AbortController();
+  /**
+   * One abort controller per request in flight, aborted by `destroy` at the shutdown deadline.
+   * Not one shared signal: the SDK adds a listener to the signal of each attempt, and a backlog
+   * meeting an outage put dozens on one signal (Node's MaxListenersExceededWarning).
+   */
+  private readonly inFlight = new Set<AbortController>();
+  private destroyed = false;
 
   constructor(private readonly options: S3Options) {
     this.description = `s3://${options.bucket}/${options.prefix}`;
@@ -119,12 +125,17 @@ export class S3Storage implements CrashStorage {
         { step: 'build', name: 'crashspoolReceivedSha256' },
       );
     }
+    const request = new AbortController();
+    if (this.destroyed) request.abort(new Error('storage closed at shutdown'));
+    this.inFlight.add(request);
     try {
-      await this.client.send(command, { abortSignal: this.closing.signal });
+      await this.client.send(command, { abortSignal: request.signal });
     } catch (error) {
       const { scope, outage } = classifyS3Error(error);
       const answered = error instanceof S3ServiceException && error.$metadata.httpStatusCode !== undefined;
       throw new StorageError(`PUT ${fullKey}: ${describeS3Error(error)}`, scope, { cause: error, outage, answered });
+    } finally {
+      this.inFlight.delete(request);
     }
   }
 
@@ -139,8 +150,28 @@ export class S3Storage implements CrashStorage {
     }
   }
 
+  async checkReadWrite(): Promise<string> {
+    const key = `${this.options.prefix}crashspool-check/${randomUUID()}`;
+    const body = Buffer.from(`crashspool check ${new Date().toISOString()}`);
+    const target = `s3://${this.options.bucket}/${key}`;
+    const bounded = () => ({ abortSignal: AbortSignal.timeout(this.options.timeouts.connectMs + this.options.timeouts.idleMs) });
+    let step = 'PUT';
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ContentLength: body.length }), bounded());
+      step = 'GET';
+      const read = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }), bounded());
+      if (!Buffer.from(await read.Body!.transformToByteArray()).equals(body)) throw new Error('read back other bytes');
+      step = 'DELETE';
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }), bounded());
+    } catch (error) {
+      throw new StorageCheckFailed(`${step} ${target}: ${checkProblem(error)}`, checkFailureKind(error));
+    }
+    return `s3://${this.options.bucket}/${this.options.prefix}: a probe written, read back and deleted`;
+  }
+
   destroy(): void {
-    this.closing.abort(new Error('storage closed at shutdown'));
+    this.destroyed = true;
+    for (const request of this.inFlight) request.abort(new Error('storage closed at shutdown'));
     this.client.destroy();
   }
 }
@@ -151,4 +182,33 @@ function describeS3Error(error: unknown): string {
   }
   const code = (error as NodeJS.ErrnoException).code;
   return code ? `${code}: ${(error as Error).message}` : String((error as Error).message ?? error);
+}
+
+/** What `check` says of an S3 failure, in the operator's terms: which setting to fix, or that nobody answers. */
+function checkProblem(error: unknown): string {
+  const described = describeS3Error(error);
+  if (!(error instanceof S3ServiceException)) return `unreachable: ${described}; check S3_ENDPOINT and the network`;
+  switch (error.name) {
+    case 'NoSuchBucket':
+      return `${described}; the bucket in STORAGE_URL does not exist`;
+    case 'InvalidAccessKeyId':
+    case 'SignatureDoesNotMatch':
+    case 'ExpiredToken':
+    case 'InvalidToken':
+      return `${described}; the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, a role) are not accepted`;
+    case 'AccessDenied':
+    case 'AllAccessDisabled':
+      return `${described}; the credentials lack a permission (the collector needs s3:PutObject; check also s3:GetObject and s3:DeleteObject on crashspool-check/*)`;
+    case 'PermanentRedirect':
+    case 'AuthorizationHeaderMalformed':
+    case 'IllegalLocationConstraintException':
+      return `${described}; the bucket is in another region than AWS_REGION`;
+    default:
+      return described;
+  }
+}
+
+function checkFailureKind(error: unknown): 'setting' | 'unreachable' {
+  if (!(error instanceof S3ServiceException)) return 'unreachable';
+  return (error.$metadata.httpStatusCode ?? 0) >= 500 ? 'unreachable' : 'setting';
 }

@@ -45,6 +45,21 @@ export interface CrashStorage {
   put(key: string, body: Buffer, contentType: string, sha256?: string): Promise<void>;
   /** A cheap real request that fails with StorageError when the backend is unreachable. */
   checkReachable(): Promise<void>;
+  /**
+   * For `crashspool check`: writes, reads back and deletes a probe object beside the layout
+   * (`crashspool-check/<random>`). Resolves with what was checked; throws StorageCheckFailed.
+   */
+  checkReadWrite(): Promise<string>;
   /** Ends every request in flight (they fail) and frees connections: at the shutdown deadline. */
   destroy(): void;
+}
+
+/** Why `check` could not use the storage: a setting is wrong (bucket, credentials, region, path), or it does not answer. */
+export class StorageCheckFailed extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'setting' | 'unreachable',
+  ) {
+    super(message);
+  }
 }

@@ -19,7 +19,9 @@ export const logTime = (line: LogLine) => Date.parse(String(line['time']));
 export async function heartbeat(url: string): Promise<{ pending: number; uploaded: number }> {
   try {
     const answer = await fetch(`${url}/__heartbeat__`);
-    const checks = (await answer.json()) as { spool_depth?: { pending?: number }; drainer?: { uploaded?: number } };
+    // Dockerflow's shape ({details: {...}}), or the flat one of builds before it (the bench compares both).
+    const document = (await answer.json()) as { details?: object };
+    const checks = (document.details ?? document) as { spool_depth?: { pending?: number }; drainer?: { uploaded?: number } };
     return { pending: checks.spool_depth?.pending ?? Number.NaN, uploaded: checks.drainer?.uploaded ?? Number.NaN };
   } catch {
     return { pending: Number.NaN, uploaded: Number.NaN };

@@ -26,6 +26,17 @@ import { buildCorpus, runLoad, type Corpus, type LoadResult } from './load.js';
 import { CpuWindow, REPO, RssSampler, ServerProcess, writtenBytes } from './processes.js';
 import { describeSpread, heartbeat, logTime, s3Env, spread } from './bench-helpers.js';
 import { runPeerComparison, type PeerSettings } from './peers.js';
+import { PurgeQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
+
+/** Empties the bench's queue: what the drain with publishing announced is read by nobody. */
+async function purgeQueue(queueUrl: string): Promise<void> {
+  const client = new SQSClient({ endpoint: new URL(queueUrl).origin, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } });
+  try {
+    await client.send(new PurgeQueueCommand({ QueueUrl: queueUrl }));
+  } finally {
+    client.destroy();
+  }
+}
 
 const execFileAsync = promisify(execFile);
 
@@ -447,8 +458,13 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     // The raw loop runs before and after the collector (on a copy of the spool), and its mean is
     // the baseline: the S3 server's speed drifts between runs (measured: 143/s before, 174/s after).
     const rawCopyDir = scratchDir('drain-raw');
+    // With a queue to announce on (SQS_QUEUE_URL: scripts/local-queues), the same spool is drained
+    // again with PUBLISH_URL set: the cost of publishing to the drain rate.
+    const queueUrl = process.env['SQS_QUEUE_URL'];
+    const publishCopyDir = queueUrl ? scratchDir('drain-publish') : undefined;
     for (const file of ['spool.db', 'spool.db-wal', 'spool.db-shm']) {
       if (existsSync(join(drainDir, file))) copyFileSync(join(drainDir, file), join(rawCopyDir, file));
+      if (publishCopyDir && existsSync(join(drainDir, file))) copyFileSync(join(drainDir, file), join(publishCopyDir, file));
     }
     const rawCpu = new CpuWindow(process.pid);
     const rawLoop = async (dir: string, prefix: string) => {
@@ -533,6 +549,43 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
           'the collector; same objects and order, no spool writes (CPU: the bench process)',
       },
     );
+    if (publishCopyDir && queueUrl) {
+      progress(`drain: collector with PUBLISH_URL (SQS), DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
+      const publishing = await started(
+        CollectorProcess.start({
+          SPOOL_DIR: publishCopyDir,
+          SPOOL_DURABILITY: 'full',
+          DRAIN_CONCURRENCY: String(settings.drainConcurrency),
+          PUBLISH_URL: `sqs:${queueUrl}`,
+          ...s3Env(s3, `${runPrefix}drain-publish/`),
+        }),
+      );
+      const publishCpu = new CpuWindow(publishing.child.pid!);
+      publishCpu.start();
+      const deadline = Date.now() + Math.max(120_000, settings.drainCrashes * 100);
+      while (publishing.countLogs('crash published') < settings.drainCrashes && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      publishCpu.end();
+      const published = publishing.logs.filter((line) => line.msg === 'crash published');
+      await stopped(publishing);
+      await purgeQueue(queueUrl);
+      await deletePrefix(s3, `${runPrefix}drain-publish/`);
+      rmSync(publishCopyDir, { recursive: true, force: true });
+      if (published.length < settings.drainCrashes) throw new Error(`drain with publishing: only ${published.length} of ${settings.drainCrashes} published before the deadline`);
+      const seconds = (Math.max(...published.map(logTime)) - logTime(publishing.logs.find((line) => line.msg === 'collector started')!)) / 1000;
+      ratios['drain_publishing_vs_not'] = published.length / seconds / (uploads.length / drainSeconds);
+      rows.push({
+        id: 'drain.collector_publishing',
+        label: `drain: collector with PUBLISH_URL (SQS), DRAIN_CONCURRENCY=${settings.drainConcurrency}`,
+        n: published.length,
+        seconds,
+        crashesPerSecond: published.length / seconds,
+        cpuPercent: publishCpu.processPercent,
+        otherCpuPercent: publishCpu.otherPercent,
+        compared: `${ratios['drain_publishing_vs_not'].toFixed(2)} of the collector without publishing; start → spool empty (every ID confirmed by the queue)`,
+      });
+    }
     rmSync(drainDir, { recursive: true, force: true });
     }
 

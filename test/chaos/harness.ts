@@ -34,6 +34,7 @@ import { makeReport, type ClientStyle, type Report } from '../helpers/multipart.
 import { deletePrefix, expectedFrom, s3Target, storedProblems, type Expected } from '../helpers/stored-crashes.js';
 import { seededRandom } from '../helpers/random.js';
 import { checkSpoolCopy } from '../helpers/spool-copy.js';
+import { checksOf } from '../helpers/heartbeat.js';
 
 const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url));
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
@@ -431,7 +432,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   while (Date.now() < drainDeadline) {
     try {
       const answer = await fetch(`${final.url}/__heartbeat__`, { headers: { Connection: 'close' } });
-      const health = (await answer.json()) as Heartbeat;
+      const health = checksOf(await answer.json()) as unknown as Heartbeat;
       deadAtEnd = health.spool_depth?.dead ?? -1;
       if (health.spool_depth?.pending === 0 && health.drainer?.uploading === 0) {
         drained = true;

@@ -134,3 +134,82 @@ test('Prometheus alert rules name only metrics a running collector exports', asy
   assert.ok(named.size >= 6, [...named].join(', '));
   assert.deepEqual([...named].filter((name) => !exported.has(name)), [], 'metrics in the rules that the collector does not export');
 });
+
+/** The samples of a Prometheus text scrape, each as a promtool input series holding its value for `minutes`, with `instance` added. */
+function seriesFromScrape(text: string, instance: string, minutes: number): { series: string; values: string }[] {
+  const series: { series: string; values: string }[] = [];
+  for (const line of text.split('\n')) {
+    const sample = /^(crashspool_[a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!sample || !Number.isFinite(Number(sample[3]))) continue;
+    const labels = [`instance="${instance}"`, ...(sample[2] ? [sample[2]] : [])].join(',');
+    series.push({ series: `${sample[1]}{${labels}}`, values: `${sample[3]}x${minutes}` });
+  }
+  return series;
+}
+
+test('the alerts fire for a node that never reached storage: input series taken from a real collector scrape in that state', async () => {
+  // Storage unreachable from the start: the node takes crashes into its spool and uploads nothing.
+  const collector = await CollectorProcess.start({
+    SPOOL_DIR: tempDir('spool'),
+    STORAGE_URL: 's3://never-reached',
+    S3_ENDPOINT: 'http://127.0.0.1:9',
+    AWS_ACCESS_KEY_ID: 'x',
+    AWS_SECRET_ACCESS_KEY: 'y',
+    AWS_REGION: 'us-east-1',
+  });
+  let text: string;
+  try {
+    // Three different reports (another comment each; the same one again would be a repeat).
+    const form = (posted: number) =>
+      `--b\r\nContent-Disposition: form-data; name="ProductName"\r\n\r\nApp\r\n--b\r\nContent-Disposition: form-data; name="Comments"\r\n\r\n${posted}\r\n` +
+      '--b\r\nContent-Disposition: form-data; name="upload_file_minidump"; filename="m.dmp"\r\n\r\nMDMP\r\n--b--\r\n';
+    for (let posted = 0; posted < 3; posted++) {
+      const answer = await fetch(`${collector.url}/submit`, { method: 'POST', headers: { 'Content-Type': 'multipart/form-data; boundary=b' }, body: form(posted) });
+      assert.equal(answer.status, 200);
+    }
+    // The first scrape starts the storage probe; a later one reports its answer.
+    const deadline = Date.now() + 15_000;
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      text = await (await fetch(`${collector.url}/metrics`)).text();
+    } while (!/^crashspool_storage_up 0$/m.test(text) && Date.now() < deadline);
+  } finally {
+    await collector.stop();
+  }
+  assert.match(text, /^crashspool_storage_up 0$/m);
+  assert.match(text, /^crashspool_spool_crashes\{state="pending"\} 3$/m);
+  assert.match(text, /^crashspool_upload_attempts_total\{outcome="ok"\} 0$/m, 'the ok series is exported before any upload');
+
+  const input = seriesFromScrape(text, 'node', 30);
+  const file = join(tempDir('rules-from-scrape'), 'rules-from-scrape.test.yml');
+  const rules = (parseAllDocuments(readFileSync(join(DEPLOY, 'prometheus-rules.yml'), 'utf8'))[0]!.toJS() as {
+    groups: { rules: { alert: string; annotations: Record<string, string> }[] }[];
+  }).groups.flatMap((group) => group.rules);
+  const annotations = (name: string) =>
+    Object.fromEntries(Object.entries(rules.find((rule) => rule.alert === name)!.annotations).map(([key, text]) => [key, text.replaceAll('{{ $labels.instance }}', 'node')]));
+  const alert = (name: string, labels: Record<string, string>) => ({
+    eval_time: '16m',
+    alertname: name,
+    exp_alerts: [{ exp_labels: { instance: 'node', ...labels }, exp_annotations: annotations(name) }],
+  });
+  writeFileSync(
+    file,
+    JSON.stringify({
+      rule_files: [join(DEPLOY, 'prometheus-rules.yml')],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: input,
+          alert_rule_test: [
+            alert('CrashspoolDrainStalled', { severity: 'critical', state: 'pending' }),
+            alert('CrashspoolStorageDown', { severity: 'critical' }),
+            { eval_time: '16m', alertname: 'CrashspoolDeadLetters', exp_alerts: [] },
+          ],
+        },
+      ],
+    }),
+  );
+  const result = promtool('test', 'rules', file);
+  assert.equal(result.status, 0, `${result.stdout}${result.stderr}\ninput: ${JSON.stringify(input)}`);
+});

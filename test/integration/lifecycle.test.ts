@@ -14,6 +14,7 @@ import { expectedFrom, s3Target, storedProblem, waitUntilStored, type S3TestTarg
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { dumpKey, rawCrashKey } from '../../src/storage/storage-keys.js';
+import { checksOf } from '../helpers/heartbeat.js';
 
 /** An endpoint where nothing listens: every upload fails with ECONNREFUSED. */
 const UNREACHABLE = { S3_ENDPOINT: 'http://127.0.0.1:9' };
@@ -186,7 +187,7 @@ test('while storage is down, upload attempts stay bounded by the backoff and not
     assert.ok(attempts >= 1, 'uploads were attempted');
     assert.ok(attempts <= allowed, `${attempts} attempts in ${elapsed} ms; the backoff allows ${allowed}`);
     assert.equal(metric(text, 'crashspool_dead_lettered_total'), 0, 'an outage never dead-letters');
-    const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool_depth: { pending: number; dead: number } };
+    const health = checksOf(await (await fetch(`${collector.url}/__heartbeat__`)).json()) as unknown as { spool_depth: { pending: number; dead: number } };
     assert.equal(health.spool_depth.pending, 20);
     assert.equal(health.spool_depth.dead, 0);
   } finally {
@@ -221,7 +222,15 @@ test('a crash S3 rejects permanently is dead-lettered after N attempts; the othe
     const text = await scrape(collector.url);
     assert.equal(metric(text, 'crashspool_dead_lettered_total'), 1);
     assert.equal(metric(text, 'crashspool_upload_attempts_total', { outcome: 'crash_error' }), 3);
-    const health = (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as { spool_depth: { pending: number; dead: number } };
+    const answer = await fetch(`${collector.url}/__heartbeat__`);
+    const document = (await answer.json()) as { status: string; checks: Record<string, string>; details: Record<string, { level: number; messages?: object }> };
+    // Dockerflow: a dead letter is a warning, which does not fail the heartbeat.
+    assert.equal(answer.status, 200);
+    assert.equal(document.status, 'warning');
+    assert.equal(document.checks['dead_letter'], 'warning');
+    assert.equal(document.details['dead_letter']!.level, 30);
+    assert.match(JSON.stringify(document.details['dead_letter']!.messages), /1 crashes dead-lettered/);
+    const health = checksOf(document) as unknown as { spool_depth: { pending: number; dead: number } };
     assert.deepEqual([health.spool_depth.pending, health.spool_depth.dead], [0, 1], 'kept in the spool, not deleted');
     assert.equal(await s3.reader.get(`v1/raw_crash/20${deadId.slice(-6)}/${deadId}`), undefined);
   } finally {

@@ -13,19 +13,25 @@ import { metric, scrape } from '../helpers/metrics-text.js';
 import { httpHead, rawExchange, sleep } from '../helpers/raw-socket.js';
 import { expectedFrom, s3Target, waitUntilStored } from '../helpers/stored-crashes.js';
 import { rawCrashKey } from '../../src/storage/storage-keys.js';
+import { checksOf } from '../helpers/heartbeat.js';
 
 const dump = loadFixtureDumps().get('linux_null_dereference.dmp')!;
 type Checks = Record<string, { ok: boolean } & Record<string, unknown>>;
 
 async function heartbeat(url: string): Promise<{ status: number; checks: Checks }> {
   const answer = await fetch(`${url}/__heartbeat__`);
-  return { status: answer.status, checks: (await answer.json()) as Checks };
+  return { status: answer.status, checks: checksOf(await answer.json()) as Checks };
 }
 
 test('heartbeat: 200 when healthy; 503 naming storage and spool age when storage is unreachable', async () => {
   const s3 = s3Target('heartbeat');
   const healthy = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), ...s3.env });
   try {
+    const answer = await fetch(`${healthy.url}/__heartbeat__`);
+    const document = (await answer.json()) as { status: string; checks: Record<string, string>; details: Record<string, { status: string; level: number }> };
+    assert.equal(document.status, 'ok', 'Dockerflow: the worst of the checks');
+    assert.ok(Object.values(document.checks).every((status) => status === 'ok'), JSON.stringify(document.checks));
+    assert.ok(Object.values(document.details).every((detail) => detail.level === 0));
     const { status, checks } = await heartbeat(healthy.url);
     assert.equal(status, 200, JSON.stringify(checks));
     assert.deepEqual(Object.keys(checks).sort(), ['dead_letter', 'drainer', 'spool_age', 'spool_depth', 'spool_writable', 'storage']);
@@ -48,6 +54,7 @@ test('heartbeat: 200 when healthy; 503 naming storage and spool age when storage
     await sleep(2100);
     const { status, checks } = await heartbeat(down.url);
     assert.equal(status, 503);
+    assert.equal(((await (await fetch(`${down.url}/__heartbeat__`)).json()) as { status: string }).status, 'error');
     assert.equal(checks['storage']!.ok, false);
     assert.match(String(checks['storage']!['error']), /ECONNREFUSED/);
     assert.equal(checks['spool_age']!.ok, false, 'the oldest pending crash is over the age threshold');
@@ -167,6 +174,38 @@ test('logs are one JSON object per line, with crash_id wherever a crash is conce
     await collector.stop();
   }
   assert.ok(collector.logs.every((line) => !line['unparsed']), 'every stdout line is JSON');
+});
+
+test('only JSON lines on stdout and stderr while a backlog meets storage refusing connections for 10 s (process warnings included)', async () => {
+  const collector = await CollectorProcess.start({
+    SPOOL_DIR: tempDir('spool'),
+    STORAGE_URL: 's3://refusing',
+    S3_ENDPOINT: 'http://127.0.0.1:9',
+    AWS_ACCESS_KEY_ID: 'x',
+    AWS_SECRET_ACCESS_KEY: 'y',
+    AWS_REGION: 'us-east-1',
+    DRAIN_CONCURRENCY: '64',
+    SHUTDOWN_DEADLINE_SECONDS: '1',
+  });
+  await Promise.all(Array.from({ length: 8 }, async () => {
+    for (let posted = 0; posted < 25; posted++) crashIdFrom(await postReport(collector.url, makeReport('breakpad', dump)));
+  }));
+  await sleep(10_000);
+  collector.kill('SIGTERM');
+  await collector.exited;
+  const stdoutNotJson = collector.logs.filter((line) => line['unparsed']).map((line) => line.msg);
+  const stderrNotJson = collector.stderr.split('\n').filter((line) => line.trim() !== '').filter((line) => {
+    try {
+      JSON.parse(line);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  assert.deepEqual(stdoutNotJson, [], 'stdout: one JSON object per line');
+  assert.deepEqual(stderrNotJson, [], 'stderr: one JSON object per line, or nothing');
+  assert.ok(collector.countLogs('storage unavailable; draining paused') > 0, 'the outage was met');
+  assert.ok(!collector.logs.some((line) => (line['warning'] as { name?: string } | undefined)?.name === 'MaxListenersExceededWarning'), 'no listener leak');
 });
 
 test('REMOVE_ANNOTATIONS strips personal data before storage and notes each removal', async () => {

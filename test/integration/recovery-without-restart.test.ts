@@ -16,6 +16,7 @@ import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport } from '../helpers/multipart.js';
+import { checksOf } from '../helpers/heartbeat.js';
 
 const CLI = fileURLToPath(new URL('../../scripts/spool-inspect', import.meta.url));
 const dump = loadFixtureDumps().get('linux_null_dereference.dmp')!;
@@ -30,7 +31,7 @@ function purge(spool: string, crashId: string): Promise<number | null> {
 }
 
 async function heartbeat(collector: CollectorProcess) {
-  return (await (await fetch(`${collector.url}/__heartbeat__`)).json()) as Record<string, { ok: boolean; bytes?: number; error?: string }>;
+  return checksOf(await (await fetch(`${collector.url}/__heartbeat__`)).json()) as Record<string, { ok: boolean; bytes?: number; error?: string }>;
 }
 
 test('space freed by spool-inspect purge reopens acceptance without a restart', async () => {

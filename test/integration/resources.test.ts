@@ -16,6 +16,7 @@ import { crashIdFrom, postReport, send, type Answer } from '../helpers/http-clie
 import { makeReport, multipart } from '../helpers/multipart.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { sleep } from '../helpers/raw-socket.js';
+import { checksOf } from '../helpers/heartbeat.js';
 
 const MiB = 1024 * 1024;
 
@@ -192,7 +193,7 @@ test('a spool file system filling up: 503 with Retry-After at the free-space res
 
       const health = await fetch(`${collector.url}/__heartbeat__`);
       assert.equal(health.status, 503);
-      const checks = (await health.json()) as { spool_writable: { ok: boolean; reason: string } };
+      const checks = checksOf(await health.json()) as unknown as { spool_writable: { ok: boolean; reason: string } };
       assert.deepEqual([checks.spool_writable.ok, checks.spool_writable.reason], [false, 'disk_full']);
       await collector.waitForLog((line) => line.msg === 'spooling failed; crash refused' && line['reason'] === 'disk_full', 5000);
 

@@ -45,7 +45,7 @@ test("drain: 10,000 crashes of a dead node's spool reach S3 byte for byte; exit 
   const result = await inspect(['drain', '--spool', spool], { ...s3.env, DRAIN_CONCURRENCY: '16' });
   assert.equal(result.code, 0, result.stderr.slice(-2000));
   assert.match(result.stdout, /^uploaded 10000 crashes in /);
-  assert.match(result.stderr, /spool-inspect drain: \d+ uploaded \([\d.]+\/s\), \d+ pending, \d+ s/);
+  assert.match(result.stderr, /spool-inspect drain: \d+ uploaded \([\d.]+\/s\), \d+ pending, \d+ stored, \d+ s/);
   assert.deepEqual(spooledIds(spool), [], 'the spool is empty');
 
   let stored = 0;

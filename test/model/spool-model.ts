@@ -38,6 +38,8 @@ export type Op =
   | { op: 'repeat'; report: number }
   | { op: 'start' }
   | { op: 'succeed'; pick: number }
+  | { op: 'store'; pick: number }
+  | { op: 'publish'; pick: number }
   | { op: 'fail'; pick: number }
   | { op: 'purge'; pick: number }
   | { op: 'purgeUploading'; pick: number }
@@ -55,8 +57,10 @@ const RETRY_MS = 50;
 const WEIGHTS: [Op['op'], number][] = [
   ['append', 14],
   ['repeat', 4],
-  ['start', 22],
-  ['succeed', 16],
+  ['start', 24],
+  ['succeed', 9],
+  ['store', 7],
+  ['publish', 6],
   ['fail', 7],
   ['purge', 3],
   ['purgeUploading', 5],
@@ -315,6 +319,30 @@ export async function run(ops: readonly Op[]): Promise<void> {
         const index = model.findIndex((crash) => crash.crashId === upload.crash.crashId);
         if (removed !== index >= 0) fail(`remove of ${upload.crash.crashId} said ${removed ? 'removed' : 'not there'}`);
         if (index >= 0) model.splice(index, 1);
+        return;
+      }
+      case 'store': {
+        // Publishing: storage confirmed every object; the crash waits, stored, for the queue.
+        const upload = pickUpload(op.pick);
+        if (!upload) return;
+        endUpload(upload);
+        const rawCrashBytes = Buffer.byteLength(upload.crash.rawCrashJson);
+        const stored = await real.writer.markStored({ ...upload.crash, rawCrashBytes });
+        const crash = find(upload.crash.crashId);
+        if (stored !== (crash !== undefined && crash.state === 'pending')) fail(`markStored of ${upload.crash.crashId} said ${stored ? 'stored' : 'not there'}`);
+        if (crash && stored) Object.assign(crash, { state: 'stored', attempts: 0, nextAttemptAt: 0 });
+        return;
+      }
+      case 'publish': {
+        // The publish loop: the longest-waiting stored crashes, then a remove once the queue confirmed.
+        const expected = model.filter((crash) => crash.state === 'stored');
+        const offered = real.reader.stored(4, new Set()).map((crash) => crash.crashId);
+        if (!isDeepStrictEqual(offered, expected.slice(0, 4).map((crash) => crash.crashId))) fail(`stored offered [${offered.join(', ')}]`);
+        if (offered.length === 0) return;
+        const chosen = real.reader.stored(4, new Set())[op.pick % offered.length]!;
+        if ((await real.reader.dumps(chosen)) === undefined) fail(`a stored crash ${chosen.crashId} reads as gone`);
+        if (!(await real.writer.remove(chosen))) fail(`remove of published ${chosen.crashId} found nothing`);
+        model.splice(model.findIndex((crash) => crash.crashId === chosen.crashId), 1);
         return;
       }
       case 'fail': {

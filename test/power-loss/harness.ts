@@ -25,6 +25,7 @@ import { expectedFrom, fileReader, s3Target, storedProblem, type Expected, type 
 import { cleanStaleMounts, PowerLossLayer, type CutInfo, type CutMode } from './layer.js';
 import { seededRandom } from '../helpers/random.js';
 import { checkSpoolCopy } from '../helpers/spool-copy.js';
+import { checksOf } from '../helpers/heartbeat.js';
 
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
 const FRESH_SPOOL_EVERY = 5;
@@ -148,7 +149,7 @@ async function untilDrained(collector: CollectorProcess, timeoutMs: number): Pro
   while (Date.now() < deadline) {
     try {
       const answer = await fetch(`${collector.url}/__heartbeat__`, { headers: { Connection: 'close' } });
-      const health = (await answer.json()) as Heartbeat;
+      const health = checksOf(await answer.json()) as unknown as Heartbeat;
       if (health.spool_depth?.pending === 0 && health.drainer?.uploading === 0) return true;
     } catch {
       // not answering yet

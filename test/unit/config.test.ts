@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, loadConfig, parseByteSize, parseStorageUrl } from '../../src/config.js';
+import { ConfigError, loadConfig, parseByteSize, parsePublishUrl, parseStorageUrl } from '../../src/config.js';
 
 test('defaults run locally with no cloud account', () => {
   const config = loadConfig({});
@@ -17,7 +17,27 @@ test('storage URLs: s3 with and without prefix, file', () => {
   assert.deepEqual(parseStorageUrl('file:///var/crashes'), { kind: 'file', dir: '/var/crashes' });
   assert.throws(() => parseStorageUrl('gs://bucket'));
   assert.throws(() => parseStorageUrl('s3://'));
+  assert.throws(() => parseStorageUrl('s3://bb'), /bucket name is 3 to 63 characters/);
+  assert.throws(() => parseStorageUrl('s3://Upper'), /bucket name is 3 to 63 characters/);
   assert.throws(() => parseStorageUrl('file://'));
+});
+
+test('PUBLISH_URL: empty (nothing announced), sqs:<queue URL>, amqp://…?queue=<name>; anything else is refused, naming the forms', () => {
+  assert.equal(loadConfig({}).publishUrl, undefined);
+  assert.equal(parsePublishUrl('  '), undefined);
+  assert.deepEqual(parsePublishUrl('sqs:https://sqs.eu-central-1.amazonaws.com/123456789012/socorro-standard'), {
+    kind: 'sqs',
+    queueUrl: 'https://sqs.eu-central-1.amazonaws.com/123456789012/socorro-standard',
+  });
+  assert.deepEqual(parsePublishUrl('amqp://user:secret@rabbit:5672/socorro?queue=socorro.normal'), {
+    kind: 'amqp',
+    url: 'amqp://user:secret@rabbit:5672/socorro',
+    queue: 'socorro.normal',
+  });
+  for (const bad of ['sqs:', 'sqs:not a url', 'sqs:https://sqs.example.com/only-one-part', 'sqs:ftp://host/1/q', 'amqp://host/vhost', 'pubsub://project/topic', 'https://sqs.example.com/1/q']) {
+    assert.throws(() => parsePublishUrl(bad), /expected sqs:<queue URL> or amqp:\/\/user:password@host:port\/vhost\?queue=<name>/, bad);
+  }
+  assert.throws(() => loadConfig({ PUBLISH_URL: 'kafka://broker' }), /PUBLISH_URL: expected sqs:/);
 });
 
 test('sizes accept suffixes', () => {

@@ -127,3 +127,21 @@ test('I7: a version 2 spool is upgraded in place: same crashes and numbers, and 
       closeSpoolDatabase(db);
     }
   }));
+
+test('I13: a crash storage confirmed becomes stored: its dumps leave, it counts its row only, it is listed for the queue; only by its identity', () =>
+  withStore(({ db, store, reader }) => {
+    const [a, b] = [newCrashId(new Date()), newCrashId(new Date())];
+    store.apply([append(a), append(b)]);
+    const [crashA] = reader.due(Date.now(), 2, new Set());
+    assert.deepEqual(store.apply([{ kind: 'stored', crash: { seq: crashA!.seq, crashId: b }, storedAt: 1, bytes: 2 }]), [{ found: false }], 'a number with another crash ID');
+    assert.deepEqual(store.apply([{ kind: 'stored', crash: crashA!, storedAt: 1234, bytes: 2 }]), [{ found: true }]);
+    assert.deepEqual(store.apply([{ kind: 'stored', crash: crashA!, storedAt: 1234, bytes: 2 }]), [{ found: false }], 'stored already: not pending');
+    assert.equal(db.prepare('SELECT COUNT(*) FROM dumps WHERE seq = ?').pluck().get(crashA!.seq), 0);
+    assert.deepEqual(reader.due(Date.now(), 5, new Set()).map((crash) => crash.crashId), [b], 'a stored crash is not uploaded again');
+    assert.deepEqual(reader.stored(5, new Set()), [{ seq: crashA!.seq, crashId: a, bytes: 2, storedAt: 1234 }]);
+    assert.deepEqual(reader.stored(5, new Set([crashA!.seq])), []);
+    const stats = reader.stats();
+    assert.deepEqual([stats.pending, stats.stored, stats.dead, stats.bytes, stats.oldestStoredAt], [1, 1, 0, 12, 1234]);
+    assert.deepEqual(store.apply([{ kind: 'remove', crash: { seq: crashA!.seq, crashId: a } }]), [{ found: true }]);
+    assert.equal(reader.stats().stored, 0);
+  }));

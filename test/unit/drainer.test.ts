@@ -37,6 +37,10 @@ class CountingStorage implements CrashStorage {
 
   async checkReachable(): Promise<void> {}
 
+  async checkReadWrite(): Promise<string> {
+    return 'fake';
+  }
+
   destroy(): void {}
 }
 
@@ -56,6 +60,10 @@ class StartTimes implements CrashStorage {
   }
 
   async checkReachable(): Promise<void> {}
+
+  async checkReadWrite(): Promise<string> {
+    return 'fake';
+  }
 
   destroy(): void {}
 }
@@ -88,6 +96,7 @@ async function withDrainer<T>(
     // The writer thread's work, done in place: only its effect on the spool matters here.
     const writer: DrainedCrashes = {
       remove: async (crash) => (store.apply([{ kind: 'remove', crash }])[0] as { found: boolean }).found,
+      markStored: async () => assert.fail('no publishing here'),
       recordFailure: async () => true,
     };
     const reader = new SpoolReader(db);
@@ -185,6 +194,7 @@ test('drainer: uploads failing together in an outage take one step of backoff, n
       throw new StorageError('connect ECONNREFUSED', 'storage', { outage: true });
     },
     checkReachable: async () => undefined,
+        checkReadWrite: async () => 'fake',
     destroy: () => undefined,
   };
   const idle = { receiving: () => false, spoolFillingUp: () => false };
@@ -218,6 +228,10 @@ class FlakyStorage implements CrashStorage {
   }
 
   async checkReachable(): Promise<void> {}
+
+  async checkReadWrite(): Promise<string> {
+    return 'fake';
+  }
 
   destroy(): void {}
 }

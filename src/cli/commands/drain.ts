@@ -1,18 +1,21 @@
 /** `spool-inspect drain`: uploads a dead node's spool with the collector's own drainer. */
 import { formatDuration, parseDuration } from '../../duration.js';
 import { loadConfig } from '../../config.js';
+import { logProcessWarnings } from '../../logger.js';
 import { type Command, PROGRAM, UsageError, operatorLogger } from '../command.js';
 import { write, writeJson, oneLine, table } from '../format.js';
 import { drainSpool } from '../spool-drain.js';
 
 export const drain: Command = {
   name: 'drain',
-  brief: "upload every pending crash (a dead node's spool), then exit",
+  brief: "upload every pending crash (a dead node's spool) and announce it, then exit",
   synopsis: 'drain [--max-time DURATION]',
   description: `Uploads every pending crash with the collector's own drainer and storage settings, read
 from the environment as the collector reads them (STORAGE_URL, S3_ENDPOINT, AWS_*, DRAIN_*,
-STORAGE_*): for the spool of a node that died for good, attached elsewhere. Progress (uploaded,
-rate, pending) goes to stderr every second. Exits 0 once the spool is empty; 1 when crashes remain
+STORAGE_*), and with PUBLISH_URL announces each stored crash on the processing queue (also those
+stored before): for the spool of a node that died for good, attached elsewhere. Progress
+(uploaded, rate, pending, stored) goes to stderr every second. Without PUBLISH_URL, crashes stored
+and not announced are left and listed. Exits 0 once the spool is empty; 1 when crashes remain
 after --max-time (default 10m) or are dead-lettered, each listed; 3 without touching anything when
 a live collector holds the spool (stop it first, or let it drain).`,
   options: { 'max-time': { type: 'string' } },
@@ -33,9 +36,10 @@ a live collector holds the spool (stop it first, or let it drain).`,
     }
     const logger = operatorLogger(context.spoolDir);
     logger.level = process.env['LOG_LEVEL'] ?? 'warn';
+    logProcessWarnings(logger);
     const outcome = await drainSpool(config, logger, maxMs, (progress) => {
       const rate = progress.seconds > 0 ? progress.uploaded / progress.seconds : 0;
-      process.stderr.write(`${PROGRAM} drain: ${progress.uploaded} uploaded (${rate.toFixed(1)}/s), ${progress.pending} pending, ${progress.seconds.toFixed(0)} s\n`);
+      process.stderr.write(`${PROGRAM} drain: ${progress.uploaded} uploaded (${rate.toFixed(1)}/s), ${progress.pending} pending, ${progress.stored} stored, ${progress.seconds.toFixed(0)} s\n`);
     });
     if (context.json) {
       writeJson({

@@ -11,7 +11,9 @@ export function listingJson(crash: CrashListing) {
     bytes: crash.bytes,
     dumps: crash.dumpNames,
     attempts: crash.attempts,
-    next_attempt_at: crash.state === 'pending' ? iso(crash.nextAttemptAt) : null,
+    // When the drainer will try it; a pending crash due now has no time of its own (never 1970).
+    next_attempt_at: crash.state === 'pending' && crash.nextAttemptAt > 0 ? iso(crash.nextAttemptAt) : null,
+    due_now: crash.state === 'pending' && crash.nextAttemptAt <= Date.now(),
     last_error: crash.lastError,
   };
 }
@@ -19,7 +21,7 @@ export function listingJson(crash: CrashListing) {
 export const list: Command = {
   name: 'list',
   brief: 'one crash per line, newest first',
-  synopsis: 'list [--state pending|dead] [--limit N] [--older-than DURATION] [--oldest-first]',
+  synopsis: 'list [--state pending|stored|dead] [--limit N] [--older-than DURATION] [--oldest-first]',
   description: `One crash per line: ID, state, received (ISO 8601 UTC), size, number of dumps, attempts,
 last error. Newest first unless --oldest-first. --older-than takes a DURATION such as 30s, 15m,
 2h or 7d and keeps crashes received longer ago than that.`,

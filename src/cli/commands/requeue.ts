@@ -9,7 +9,8 @@ export const requeue: Command = {
   synopsis: 'requeue <crash_id> | --all-dead',
   description: `Moves dead-letter crashes back to pending: attempts reset to 0, due at once, last error
 kept. A running collector picks them up the next time its drainer looks for work (the next
-crash received, or its next retry). A crash that is pending already is left as it is.`,
+crash received, or its next retry). A crash that is pending already, or stored (in storage,
+waiting for the queue), is left as it is.`,
   options: { 'all-dead': { type: 'boolean' } },
   positionals: ['crash_id'],
   optionalPositionals: true,
@@ -21,7 +22,9 @@ crash received, or its next retry). A crash that is pending already is left as i
     const logger = operatorLogger(context.spoolDir);
     for (const crashId of result.requeued) logger.info({ crash_id: crashId }, 'crash requeued by operator');
     if (context.json) {
-      writeJson({ requeued: result.requeued, already_pending: result.alreadyPending });
+      writeJson({ requeued: result.requeued, already_pending: result.alreadyPending, ...(result.stored ? { stored: result.stored } : {}) });
+    } else if (result.stored?.length) {
+      write(`crash ${result.stored.join(', ')} is in storage already, waiting for the queue; nothing to requeue`);
     } else if (result.alreadyPending.length > 0) {
       write(`crash ${result.alreadyPending.join(', ')} is pending already; nothing to requeue`);
     } else {

@@ -27,7 +27,14 @@ bp- prefix the collector answers with.`,
       writeJson({ ...listingJson(crash), dumps: dumps, raw_crash: rawCrash });
       return 0;
     }
-    const nextAttempt = crash.state === 'dead' ? '- (dead-letter: requeue to retry)' : crash.nextAttemptAt <= now ? 'due now' : iso(crash.nextAttemptAt)!;
+    const nextAttempt =
+      crash.state === 'dead'
+        ? '- (dead-letter: requeue to retry)'
+        : crash.state === 'stored'
+          ? `- (in storage since ${iso(crash.storedAt)}; its ID waits for the queue)`
+          : crash.nextAttemptAt <= now
+            ? 'due now'
+            : iso(crash.nextAttemptAt)!;
     write(
       [
         keyValues([

@@ -7,7 +7,7 @@ export const summary: Command = {
   name: 'summary',
   brief: 'counts, ages, errors, sizes, integrity (the default)',
   synopsis: 'summary [--no-check]',
-  description: `Counts, bytes and ages of pending and dead-letter crashes, an attempts histogram, the
+  description: `Counts, bytes and ages of pending, stored (not yet announced on the queue) and dead-letter crashes, an attempts histogram, the
 distinct last errors with their counts, database and WAL sizes, the dedup index's size (reports
 a client's retry is recognised by, kept for DEDUP_WINDOW), and SQLite's integrity check
 (PRAGMA quick_check; it reads the whole file, so it takes seconds on a spool of gigabytes;
@@ -26,6 +26,7 @@ a client's retry is recognised by, kept for DEDUP_WINDOW), and SQLite's integrit
       writeJson({
         spool: context.spoolDir,
         pending: data.pending,
+        stored: data.stored,
         dead: data.dead,
         bytes: data.bytes,
         oldest_received_at: iso(data.oldestReceivedAt),
@@ -58,6 +59,7 @@ a client's retry is recognised by, kept for DEDUP_WINDOW), and SQLite's integrit
         keyValues([
           ['spool', context.spoolDir],
           ['pending', `${data.pending} crashes`],
+          ['stored, not yet announced', `${data.stored} crashes`],
           ['dead-letter', `${data.dead} crashes`],
           ['total size', `${formatBytes(data.bytes)} (${data.bytes} bytes)`],
           ['oldest', ago(data.oldestReceivedAt, now)],

@@ -1,0 +1,239 @@
+/**
+ * Announces stored crashes on the processing queue (PUBLISH_URL), the longest waiting first, a
+ * batch at a time, a few batches at once. It reads on the drainer's connection and deletes through
+ * the spool writer thread.
+ *
+ * - I13 announced before deleted: a crash leaves the spool only after the queue confirmed its ID;
+ *   storage had confirmed every object before it became `stored` (I2, raw crash last). A kill, a
+ *   lost confirm or a failed delete publishes it again later: at least once, never lost.
+ * - A queue that refuses, hangs or denies is a failure of the queue, not of the crashes: the loop
+ *   pauses with a growing delay (at most 5 s, as the drainer probes storage) and tries again;
+ *   uploads to storage go on meanwhile (the drainer does not wait for the queue). A batch entry
+ *   the queue refuses alone is retried alone, after its own backoff.
+ * - Its look for work runs from timers: an error there is reported (BackgroundErrors) and the loop
+ *   pauses; it never ends the process (I11).
+ */
+import { BackgroundErrors } from '../background-errors.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { PublishError, type CrashPublisher } from '../publish/publisher.js';
+import type { StoredCrash, SpoolReader } from '../spool/spool-reader.js';
+import type { DrainedCrashes } from '../spool/spool-ports.js';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
+
+const IDLE_RECHECK_MS = 30_000;
+/** Longest pause between tries of a queue that fails as a whole. */
+const OUTAGE_PROBE_MAX_MS = 5_000;
+
+export interface PublishLoopDeps {
+  spool: SpoolReader;
+  writer: DrainedCrashes;
+  publisher: CrashPublisher;
+  /** Batches published at once, and the backoff after failures. */
+  options: { concurrency: number; retry: BackoffPolicy };
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export class PublishLoop {
+  private readonly spool: SpoolReader;
+  private readonly writer: DrainedCrashes;
+  private readonly publisher: CrashPublisher;
+  private readonly options: PublishLoopDeps['options'];
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private readonly errors: BackgroundErrors;
+  /** Row numbers (never reused, I7) of the crashes in a batch being published. */
+  private readonly inflight = new Set<number>();
+  private batches = 0;
+  /** Failures of the whole queue in a row; 0 while it answers. */
+  private consecutiveFailures = 0;
+  private pausedUntil = 0;
+  /** Crashes the queue refused one by one: row number → when to retry, failures. */
+  private readonly retries = new Map<number, { at: number; failures: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
+  private stopped = false;
+  private emptyWaiters: (() => void)[] = [];
+  /** Crashes announced and removed since start. */
+  published = 0;
+  /** When the queue last confirmed a publish (ms), for health checks. */
+  lastSuccessAt: number | undefined;
+
+  constructor({ spool, writer, publisher, options, logger, metrics }: PublishLoopDeps) {
+    this.spool = spool;
+    this.writer = writer;
+    this.publisher = publisher;
+    this.options = options;
+    this.logger = logger;
+    this.metrics = metrics;
+    this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
+  }
+
+  start(): void {
+    this.wake();
+  }
+
+  /** Called once a crash became stored: publish now rather than at the next timer. */
+  wake(): void {
+    if (this.stopped || this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  /** True while the queue as a whole failed and the loop waits before trying again. */
+  get paused(): boolean {
+    return this.consecutiveFailures > 0;
+  }
+
+  /** Resolves true once no stored crash is left, or false when `deadline` (ms since epoch) passes first. */
+  untilEmpty(deadline: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timeout = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.emptyWaiters.push(() => {
+        clearTimeout(timeout);
+        resolve(true);
+      });
+      this.wake();
+    });
+  }
+
+  /** Stops starting batches; those in flight are abandoned: their crashes stay stored and are published after the next start. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private pump(): void {
+    try {
+      this.lookForWork();
+    } catch (error) {
+      this.errors.report('publish_schedule', error);
+      if (!this.stopped) this.pause();
+    }
+  }
+
+  private lookForWork(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    const now = Date.now();
+    if (now < this.pausedUntil) {
+      this.schedule(this.pausedUntil);
+      return;
+    }
+    // While the queue fails as a whole, one batch probes it.
+    const concurrency = this.consecutiveFailures > 0 ? 1 : this.options.concurrency;
+    while (this.batches < concurrency) {
+      const batch = this.spool.stored(this.publisher.batchSize, this.notStartable(now));
+      if (batch.length === 0) break;
+      this.batches += 1;
+      for (const crash of batch) this.inflight.add(crash.seq);
+      void this.publishBatch(batch);
+    }
+    if (this.batches > 0) return;
+    if (this.spool.stored(1, new Set()).length === 0) {
+      const waiters = this.emptyWaiters;
+      this.emptyWaiters = [];
+      for (const notify of waiters) notify();
+      this.schedule(now + IDLE_RECHECK_MS);
+      return;
+    }
+    // Everything stored waits out a retry delay of its own.
+    this.schedule(Math.min(...[...this.retries.values()].map((retry) => retry.at).filter((at) => at > now), now + IDLE_RECHECK_MS));
+  }
+
+  private notStartable(now: number): Set<number> {
+    const skip = new Set(this.inflight);
+    for (const [seq, retry] of this.retries) if (retry.at > now) skip.add(seq);
+    return skip;
+  }
+
+  private schedule(at: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()));
+  }
+
+  private pause(): number {
+    const now = Date.now();
+    if (now < this.pausedUntil) return this.pausedUntil - now;
+    this.consecutiveFailures += 1;
+    const delay = Math.min(OUTAGE_PROBE_MAX_MS, backoffDelay(this.options.retry, this.consecutiveFailures));
+    this.pausedUntil = now + delay;
+    this.schedule(this.pausedUntil);
+    return delay;
+  }
+
+  private async publishBatch(batch: StoredCrash[]): Promise<void> {
+    try {
+      let result;
+      try {
+        result = await this.publisher.publish(batch.map((crash) => crash.crashId));
+      } catch (error) {
+        if (this.stopped) return;
+        const reason = error instanceof PublishError ? error.reason : 'error';
+        this.metrics.publishFailures.inc({ reason }, batch.length);
+        const delay = this.pause();
+        this.logger.warn({ queue: this.publisher.description, crashes: batch.length, reason, error: (error as Error).message, retry_in_ms: delay }, 'publishing to the queue failed; retrying');
+        return;
+      }
+      if (result.published.length > 0 && this.consecutiveFailures > 0) {
+        this.logger.info({ queue: this.publisher.description }, 'the queue answers again; publishing resumed');
+        this.consecutiveFailures = 0;
+        this.pausedUntil = 0;
+      }
+      const bySeq = new Map(batch.map((crash) => [crash.crashId, crash]));
+      await Promise.all(result.published.map((crashId) => this.confirmed(bySeq.get(crashId)!)));
+      for (const { crashId, reason } of result.failed) this.refused(bySeq.get(crashId)!, reason);
+    } finally {
+      this.batches -= 1;
+      for (const crash of batch) this.inflight.delete(crash.seq);
+      this.wake();
+    }
+  }
+
+  /** The queue confirmed the crash's ID: it leaves the spool (I13). */
+  private async confirmed(crash: StoredCrash): Promise<void> {
+    this.retries.delete(crash.seq);
+    this.lastSuccessAt = Date.now();
+    this.metrics.published.inc();
+    let removed: boolean;
+    try {
+      removed = await this.writer.remove(crash);
+    } catch (error) {
+      // Announced but still spooled: announced again later (a duplicate, never a loss).
+      const delay = this.pause();
+      this.logger.error({ crash_id: crash.crashId, err: error, retry_in_ms: delay }, 'removing a published crash from the spool failed');
+      return;
+    }
+    this.published += 1;
+    this.logger.info({ crash_id: crash.crashId, waited_ms: Date.now() - crash.storedAt, removed }, 'crash published');
+  }
+
+  private refused(crash: StoredCrash, reason: string): void {
+    const failures = (this.retries.get(crash.seq)?.failures ?? 0) + 1;
+    const delay = backoffDelay(this.options.retry, failures);
+    this.retries.set(crash.seq, { at: Date.now() + delay, failures });
+    this.metrics.publishFailures.inc({ reason: 'rejected' });
+    this.logger.warn({ crash_id: crash.crashId, reason, retry_in_ms: delay }, 'the queue refused this crash; retrying it');
+  }
+}
+
+/**
+ * Crashes stored while PUBLISH_URL was set, left behind when it is empty now: they are in storage
+ * and nobody is to be told, so they leave the spool, each one logged (I6). Returns how many.
+ */
+export async function removeUnannounced(spool: SpoolReader, writer: DrainedCrashes, logger: Logger): Promise<number> {
+  let removed = 0;
+  for (let batch = spool.stored(500, new Set()); batch.length > 0; batch = spool.stored(500, new Set())) {
+    for (const crash of batch) {
+      await writer.remove(crash);
+      logger.warn({ crash_id: crash.crashId }, 'stored crash removed unannounced: PUBLISH_URL is empty now');
+      removed += 1;
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,16 @@
+/** The publisher PUBLISH_URL names, with the collector's timeouts; undefined when it is empty. */
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { AmqpPublisher } from './amqp-publisher.js';
+import type { CrashPublisher } from './publisher.js';
+import { SqsPublisher } from './sqs-publisher.js';
+
+export function createPublisher(config: Config, logger: Logger): CrashPublisher | undefined {
+  const target = config.publishUrl;
+  if (!target) return undefined;
+  const connectMs = config.publishConnectTimeoutSeconds * 1000;
+  const timeoutMs = config.publishTimeoutSeconds * 1000;
+  return target.kind === 'sqs'
+    ? new SqsPublisher({ queueUrl: target.queueUrl, connectMs, timeoutMs, logger })
+    : new AmqpPublisher({ url: target.url, queue: target.queue, connectMs, timeoutMs, logger });
+}

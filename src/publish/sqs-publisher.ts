@@ -1,0 +1,105 @@
+/**
+ * SQS (or any SQS-protocol server) via @aws-sdk/client-sqs: `SendMessageBatch` of up to 10 crash
+ * IDs, each entry answered on its own (a batch's per-entry failures are failures of those crashes
+ * only). The queue URL's origin is the endpoint; credentials and region come from the standard AWS
+ * chain. Permissions: `sqs:SendMessage` (batches included) and `sqs:GetQueueUrl` (health probe).
+ */
+import { GetQueueUrlCommand, SendMessageBatchCommand, SQSClient, SQSServiceException } from '@aws-sdk/client-sqs';
+import type { Logger } from '../logger.js';
+import { PublishError, type CrashPublisher, type PublishFailure, type PublishResult } from './publisher.js';
+
+/** SQS takes at most 10 messages per batch. */
+const SQS_BATCH = 10;
+const DENIED_CODES = new Set(['AccessDenied', 'AccessDeniedException', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException', 'ExpiredToken']);
+const REFUSED_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
+
+export interface SqsOptions {
+  queueUrl: string;
+  connectMs: number;
+  /** The whole call, and the longest no byte may move. */
+  timeoutMs: number;
+  logger: Logger;
+}
+
+function failureOf(error: unknown): PublishFailure {
+  if (error instanceof SQSServiceException) {
+    if (DENIED_CODES.has(error.name) || error.$metadata.httpStatusCode === 403) return 'denied';
+    return 'error';
+  }
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const name = (error as Error).name ?? '';
+  if (name === 'TimeoutError' || name === 'AbortError' || code === 'ETIMEDOUT') return 'timeout';
+  return REFUSED_CODES.has(code) ? 'refused' : 'error';
+}
+
+export class SqsPublisher implements CrashPublisher {
+  readonly description: string;
+  readonly batchSize = SQS_BATCH;
+  private readonly client: SQSClient;
+  private readonly queueName: string;
+  /** One abort controller per call in flight (not one shared signal: see S3Storage), aborted by `close`. */
+  private readonly inFlight = new Set<AbortController>();
+  private closed = false;
+
+  /** Sends `command` with an abort signal of its own that `close` cuts. */
+  private async send<T>(send: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const request = new AbortController();
+    if (this.closed) request.abort(new Error('publisher closed at shutdown'));
+    this.inFlight.add(request);
+    try {
+      return await send(request.signal);
+    } finally {
+      this.inFlight.delete(request);
+    }
+  }
+
+  constructor(private readonly options: SqsOptions) {
+    const url = new URL(options.queueUrl);
+    this.description = `sqs:${url.origin}${url.pathname}`;
+    this.queueName = url.pathname.split('/').filter(Boolean).pop()!;
+    const sdkLogger = options.logger.child({ component: 'aws-sdk' });
+    this.client = new SQSClient({
+      endpoint: url.origin,
+      region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+      // One attempt: the publish loop retries with its own backoff and knows which crashes wait.
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: options.connectMs, socketTimeout: options.timeoutMs, requestTimeout: options.timeoutMs, throwOnRequestTimeout: true },
+      // The loop logs each failure with what happens next; the SDK's own account goes to debug.
+      logger: {
+        debug: (...content: unknown[]) => sdkLogger.debug({ sdk: content }, 'AWS SDK'),
+        info: () => undefined,
+        warn: (...content: unknown[]) => sdkLogger.warn({ sdk: content }, 'AWS SDK warning'),
+        error: (...content: unknown[]) => sdkLogger.debug({ sdk: content }, 'AWS SDK error'),
+      },
+    });
+  }
+
+  async publish(crashIds: readonly string[]): Promise<PublishResult> {
+    const entries = crashIds.map((crashId, index) => ({ Id: String(index), MessageBody: crashId }));
+    let answer;
+    try {
+      answer = await this.send((abortSignal) => this.client.send(new SendMessageBatchCommand({ QueueUrl: this.options.queueUrl, Entries: entries }), { abortSignal }));
+    } catch (error) {
+      throw new PublishError(`SendMessageBatch to ${this.description}: ${(error as Error).message}`, failureOf(error), { cause: error });
+    }
+    const byId = (id: string | undefined) => crashIds[Number(id)]!;
+    return {
+      published: (answer.Successful ?? []).map((entry) => byId(entry.Id)),
+      failed: (answer.Failed ?? []).map((entry) => ({ crashId: byId(entry.Id), reason: `${entry.Code ?? 'failed'}: ${entry.Message ?? ''}` })),
+    };
+  }
+
+  async checkReachable(): Promise<void> {
+    try {
+      await this.send((abortSignal) => this.client.send(new GetQueueUrlCommand({ QueueName: this.queueName }), { abortSignal }));
+    } catch (error) {
+      throw new PublishError(`queue ${this.description}: ${(error as Error).message}`, failureOf(error), { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const request of this.inFlight) request.abort(new Error('publisher closed at shutdown'));
+    this.client.destroy();
+  }
+}

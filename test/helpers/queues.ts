@@ -1,0 +1,78 @@
+/**
+ * The processing queues of the tests (scripts/local-queues: RabbitMQ and an SQS-protocol server),
+ * read the way Socorro's processor reads them: receive, then delete (SQS) or ack (AMQP). Each test
+ * gets a queue of its own.
+ */
+import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import amqp from 'amqplib';
+import { randomBytes } from 'node:crypto';
+
+export function queueSettings() {
+  const sqs = process.env['SQS_QUEUE_URL'];
+  const amqpUrl = process.env['AMQP_URL'];
+  if (!sqs || !amqpUrl) throw new Error('SQS_QUEUE_URL and AMQP_URL are not set: run the tests with `npm test`, which starts scripts/local-queues');
+  return { sqsEndpoint: new URL(sqs).origin, amqpUrl };
+}
+
+/** A queue of its own for one test, and what its consumer has received so far. */
+export interface TestQueue {
+  /** PUBLISH_URL for the collector, through `via` (a fault proxy's origin or port) when given. */
+  publishUrl(via?: string | number): string;
+  /** Receives (and deletes or acks) what has arrived; every body, in order, duplicates included. */
+  receive(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+const name = (kind: string) => `crashspool-${kind}-${randomBytes(4).toString('hex')}`;
+
+export async function sqsQueue(): Promise<TestQueue> {
+  const { sqsEndpoint } = queueSettings();
+  const client = new SQSClient({ endpoint: sqsEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const queueName = name('sqs');
+  await client.send(new CreateQueueCommand({ QueueName: queueName }));
+  const queueUrl = `${sqsEndpoint}/000000000000/${queueName}`;
+  return {
+    publishUrl: (via) => `sqs:${typeof via === 'string' ? via : sqsEndpoint}/000000000000/${queueName}`,
+    async receive() {
+      const bodies: string[] = [];
+      for (;;) {
+        const got = await client.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+        const messages = got.Messages ?? [];
+        if (messages.length === 0) return bodies;
+        bodies.push(...messages.map((message) => message.Body ?? ''));
+        await client.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })) }));
+      }
+    },
+    async close() {
+      client.destroy();
+    },
+  };
+}
+
+export async function amqpQueue(): Promise<TestQueue> {
+  const { amqpUrl } = queueSettings();
+  const queueName = name('amqp');
+  const connection = await amqp.connect(amqpUrl);
+  const channel = await connection.createChannel();
+  await channel.assertQueue(queueName, { durable: true });
+  return {
+    publishUrl(via) {
+      const url = new URL(amqpUrl);
+      if (typeof via === 'number') url.port = String(via);
+      url.searchParams.set('queue', queueName);
+      return url.href;
+    },
+    async receive() {
+      const bodies: string[] = [];
+      for (let message = await channel.get(queueName); message; message = await channel.get(queueName)) {
+        bodies.push(message.content.toString());
+        channel.ack(message);
+      }
+      return bodies;
+    },
+    async close() {
+      await channel.deleteQueue(queueName).catch(() => undefined);
+      await connection.close();
+    },
+  };
+}

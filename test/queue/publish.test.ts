@@ -1,0 +1,189 @@
+/**
+ * I13 announced before deleted: every acknowledged crash's ID reaches the processing queue at
+ * least once, and only once its raw crash is in storage. Real processes and real servers: the
+ * collector, Ceph RGW (scripts/local-s3), RabbitMQ and an SQS-protocol server
+ * (scripts/local-queues). The queue is read as Socorro's processor reads it: receive, then delete
+ * (SQS) or ack (AMQP); each message is checked the moment it is read: its body is a crash ID and
+ * nothing else, and that crash's raw crash is already in storage.
+ */
+import { after, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { isCrashId } from '../../src/crash-id.js';
+import { rawCrashKey } from '../../src/storage/storage-keys.js';
+import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
+import { FaultProxy } from '../helpers/fault-proxy.js';
+import { loadFixtureDumps } from '../helpers/fixtures.js';
+import { crashIdFrom, postReport } from '../helpers/http-client.js';
+import { metric, scrape } from '../helpers/metrics-text.js';
+import { makeReport } from '../helpers/multipart.js';
+import { amqpQueue, queueSettings, sqsQueue, type TestQueue } from '../helpers/queues.js';
+import { sleep } from '../helpers/raw-socket.js';
+import { deletePrefix, s3Target, type S3TestTarget } from '../helpers/stored-crashes.js';
+import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
+import { checksOf } from '../helpers/heartbeat.js';
+
+const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length < 100_000);
+const cleanups: (() => unknown)[] = [];
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+function fresh(name: string): { spool: string; target: S3TestTarget } {
+  const spool = tempDir(name);
+  const target = s3Target(name);
+  cleanups.push(() => rmSync(spool, { recursive: true, force: true }), () => deletePrefix(target.client, target.env['STORAGE_URL']!));
+  return { spool, target };
+}
+
+async function queueOf(kind: 'sqs' | 'amqp'): Promise<TestQueue> {
+  const queue = kind === 'sqs' ? await sqsQueue() : await amqpQueue();
+  cleanups.push(() => queue.close());
+  return queue;
+}
+
+async function post(collector: CollectorProcess, count: number, acked: string[]): Promise<void> {
+  for (let sent = 0; sent < count; sent++) acked.push(crashIdFrom(await postReport(collector.url, makeReport('breakpad', dumps[sent % dumps.length]!))));
+}
+
+async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(100);
+  }
+}
+
+const spoolCount = async (collector: CollectorProcess, state: string) => metric(await scrape(collector.url), 'crashspool_spool_crashes', { state });
+
+/**
+ * Reads the queue until every acknowledged crash was announced (or the time is up), checking each
+ * message as it is read; returns how many messages came and how many were repeats.
+ */
+async function expectAnnounced(t: TestContext, queue: TestQueue, target: S3TestTarget, acked: readonly string[], timeoutMs = 60_000, unacknowledgedAllowed = 0) {
+  const seen = new Map<string, number>();
+  const deadline = Date.now() + timeoutMs;
+  while ([...acked].some((crashId) => !seen.has(crashId)) && Date.now() < deadline) {
+    for (const body of await queue.receive()) {
+      assert.ok(isCrashId(body), `a message body is a crash ID and nothing else: ${JSON.stringify(body)}`);
+      assert.ok(await target.reader.get(rawCrashKey(body)), `announced ${body} before its raw crash was in storage`);
+      seen.set(body, (seen.get(body) ?? 0) + 1);
+    }
+    await sleep(100);
+  }
+  const missing = acked.filter((crashId) => !seen.has(crashId));
+  const messages = [...seen.values()].reduce((sum, count) => sum + count, 0);
+  t.diagnostic(`${acked.length} acknowledged, ${seen.size} announced in ${messages} messages (${messages - seen.size} repeats), ${missing.length} missing`);
+  assert.deepEqual(missing, [], 'every acknowledged crash is announced');
+  // A crash committed just before a kill reached no client: announced (it is in storage), never acknowledged.
+  const unacknowledged = [...seen.keys()].filter((crashId) => !acked.includes(crashId));
+  assert.ok(unacknowledged.length <= unacknowledgedAllowed, `announced but never acknowledged: ${unacknowledged.join(', ')}`);
+  return { messages, repeats: messages - seen.size };
+}
+
+for (const kind of ['sqs', 'amqp'] as const) {
+  test(`I13: ${kind}: every acknowledged crash is announced, after its raw crash is stored, then leaves the spool`, async (t) => {
+    const { spool, target } = fresh(`publish-${kind}`);
+    const queue = await queueOf(kind);
+    const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl() });
+    cleanups.push(() => collector.stop());
+    const acked: string[] = [];
+    await post(collector, 40, acked);
+    const { repeats } = await expectAnnounced(t, queue, target, acked);
+    assert.equal(repeats, 0, 'a clean run announces each crash once');
+    await until('the spool is empty', async () => (await spoolCount(collector, 'pending')) + (await spoolCount(collector, 'stored')) === 0);
+    assert.equal(metric(await scrape(collector.url), 'crashspool_published_total'), 40);
+  });
+}
+
+test('I13: amqp: two kill -9 under load, then restarts: every acknowledged crash announced at least once', async (t) => {
+  const { spool, target } = fresh('publish-kills');
+  const queue = await queueOf('amqp');
+  const env = { ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl() };
+  const acked: string[] = [];
+  let collector = await CollectorProcess.start(env);
+  for (let kill = 0; kill < 2; kill++) {
+    const port = collector.port;
+    const load = (async () => {
+      for (;;) {
+        try {
+          acked.push(crashIdFrom(await postReport(collector.url, makeReport('crashpad', dumps[acked.length % dumps.length]!))));
+        } catch {
+          return; // the collector is gone
+        }
+      }
+    })();
+    // Uploads and publishes are under way when the kill lands.
+    await until('crashes are being published', async () => collector.countLogs('crash published') > 5 + kill, 30_000);
+    await sleep(100 + 300 * kill);
+    collector.kill('SIGKILL');
+    await collector.exited;
+    await load;
+    collector = await CollectorProcess.start(env, port);
+  }
+  cleanups.push(() => collector.stop());
+  t.diagnostic(`${acked.length} acknowledged across two kills`);
+  // One request in flight at each kill may have been committed and not answered.
+  await expectAnnounced(t, queue, target, acked, 90_000, 2);
+});
+
+test('I13: sqs: a 30 s queue outage (refused 15 s, then hanging 15 s) while crashes keep arriving: uploads go on, stored crashes wait, all are announced after', async (t) => {
+  const { spool, target } = fresh('publish-outage');
+  const queue = await queueOf('sqs');
+  const proxy = await FaultProxy.start(queueSettings().sqsEndpoint);
+  cleanups.push(() => proxy.close());
+  const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(proxy.url), PUBLISH_TIMEOUT_SECONDS: '2' });
+  cleanups.push(() => collector.stop());
+  const acked: string[] = [];
+  await post(collector, 5, acked);
+  await expectAnnounced(t, queue, target, acked);
+
+  const duringOutage: string[] = [];
+  for (const mode of [{ kind: 'refuse' }, { kind: 'blackhole' }] as const) {
+    await proxy.set(mode);
+    const until15s = Date.now() + 15_000;
+    while (Date.now() < until15s) {
+      await post(collector, 1, duringOutage);
+      await sleep(200);
+    }
+  }
+  // Storage took them all while the queue was down; they wait in the spool, stored.
+  for (const crashId of duringOutage) assert.ok(await target.reader.get(rawCrashKey(crashId)), `${crashId} uploaded during the queue outage`);
+  const text = await scrape(collector.url);
+  assert.equal(metric(text, 'crashspool_spool_crashes', { state: 'stored' }), duringOutage.length);
+  assert.ok(metric(text, 'crashspool_publish_oldest_age_seconds') > 10, 'the oldest waits for the queue');
+  const health = await fetch(`${collector.url}/__heartbeat__`);
+  assert.equal(health.status, 503);
+  assert.equal(checksOf(await health.json())['queue']?.ok, false);
+
+  await proxy.set({ kind: 'pass' });
+  // The five before the outage were read already; now those that waited.
+  await expectAnnounced(t, queue, target, duringOutage, 60_000);
+  await until('the spool is empty', async () => (await spoolCount(collector, 'stored')) === 0);
+});
+
+test('I13: amqp: SIGTERM during a queue outage exits 0 within its deadline; the restart announces what was left', async (t) => {
+  const { spool, target } = fresh('publish-sigterm');
+  const queue = await queueOf('amqp');
+  const amqpPort = Number(new URL(queueSettings().amqpUrl).port);
+  const proxy = await TcpFaultProxy.start(amqpPort);
+  cleanups.push(() => proxy.close());
+  await proxy.set('refuse');
+  const env = { ...target.env, SPOOL_DIR: spool, SHUTDOWN_DEADLINE_SECONDS: '2' };
+  const collector = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl(proxy.port) });
+  const acked: string[] = [];
+  await post(collector, 20, acked);
+  await until('every crash is stored', async () => (await spoolCount(collector, 'stored')) === 20, 60_000);
+  const started = Date.now();
+  collector.kill('SIGTERM');
+  assert.equal((await collector.exited).code, 0);
+  assert.ok(Date.now() - started < 6_000, `exited within its deadline (${Date.now() - started} ms)`);
+  const complete = collector.logs.find((line) => String(line.msg).startsWith('shutdown complete'))!;
+  assert.equal(complete['left_stored'], 20);
+  assert.deepEqual(await queue.receive(), [], 'nothing announced while the queue was down');
+
+  await proxy.set('pass');
+  const restarted = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl() });
+  cleanups.push(() => restarted.stop());
+  await expectAnnounced(t, queue, target, acked);
+});
