@@ -11,6 +11,7 @@
  * Only `exists` and `not` can match an annotation that is absent.
  */
 import type { Annotations } from '../crash.js';
+import { existsSync } from 'node:fs';
 import { parseListDocument, readListFile } from './list-file.js';
 import { buildIdOlderThan, MOZILLA_RULES } from './mozilla-rules.js';
 import { annotationText } from '../report/annotation-text.js';
@@ -146,6 +147,9 @@ export function parseThrottleRules(json: string, source: string): ThrottleRule[]
 export function loadThrottleRules(setting: string): readonly ThrottleRule[] {
   if (setting === 'accept_all') return ACCEPT_ALL_RULES;
   if (setting === 'mozilla') return MOZILLA_RULES;
-  const json = readListFile(setting, 'rules', (message) => new ThrottleRulesError(message));
+  // Not a preset and no such file: perhaps a preset's name mistyped (`mozila`), so name them.
+  const json = readListFile(setting, 'rules', (message) =>
+    new ThrottleRulesError(existsSync(setting) ? message : `${message}; THROTTLE_RULES takes accept_all, mozilla or the path of a JSON rules file`),
+  );
   return parseThrottleRules(json, setting);
 }

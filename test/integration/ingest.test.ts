@@ -112,7 +112,8 @@ test('health and version endpoints answer', async () => {
     assert.deepEqual(Object.keys(version).sort(), ['build', 'commit', 'source', 'version'], "Dockerflow's keys and nothing else");
     assert.match(version['version']!, /^\d+\.\d+\.\d+/);
     assert.match(version['commit']!, /^[0-9a-f]{40}$/);
-    assert.ok(version['source'] && version['build']);
+    // URLs when known (SOURCE_URL, BUILD_URL or a CI's variables at build time), never a local path.
+    for (const key of ['source', 'build']) assert.match(version[key]!, /^(https?:\/\/\S+|unknown)$/, `${key}: ${version[key]}`);
   } finally {
     await collector.stop();
   }

@@ -238,5 +238,6 @@ describe('JSON rules file', () => {
     writeFileSync(join(dir, 'broken.json'), '{"rules": [');
     assert.throws(() => loadThrottleRules(join(dir, 'broken.json')), /broken\.json: not valid JSON/);
     assert.throws(() => loadThrottleRules(join(dir, 'missing.json')), /missing\.json: cannot read the rules file \(ENOENT\)/);
+    assert.throws(() => loadThrottleRules('mozila'), /mozila: cannot read the rules file \(ENOENT\); THROTTLE_RULES takes accept_all, mozilla or the path of a JSON rules file/);
   });
 });

@@ -1,0 +1,73 @@
+/**
+ * `node dist/main.js check`: one line per check, exit 0 when all pass, 2 when a setting is wrong,
+ * 1 when a dependency does not answer. Against the real collector build, Ceph RGW and the SQS server.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { MAIN, tempDir } from '../helpers/collector-process.js';
+import { queueSettings } from '../helpers/queues.js';
+import { s3Target } from '../helpers/stored-crashes.js';
+
+function check(env: Record<string, string>): { status: number | null; lines: string[] } {
+  const result = spawnSync(process.execPath, [MAIN, 'check'], {
+    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: '0', SPOOL_DIR: tempDir('check-spool'), ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(result.stderr, '', 'nothing on stderr');
+  return { status: result.status, lines: result.stdout.trimEnd().split('\n') };
+}
+
+const line = (lines: string[], name: string) => lines.find((one) => one.slice(6).startsWith(name)) ?? `(no ${name} line in ${JSON.stringify(lines)})`;
+
+test('check: everything reachable and writable: one "ok" line per check, exit 0', () => {
+  const target = s3Target('check');
+  queueSettings(); // says how to start the queues when they are not there
+  const { status, lines } = check({ ...target.env, PUBLISH_URL: `sqs:${process.env['SQS_QUEUE_URL']}` });
+  assert.equal(status, 0, lines.join('\n'));
+  assert.deepEqual(lines.map((one) => one.split(/\s+/)[1]), ['configuration', 'spool', 'port', 'storage', 'queue']);
+  assert.ok(lines.every((one) => one.startsWith('ok ')), lines.join('\n'));
+  assert.match(line(lines, 'storage'), /a probe written, read back and deleted/);
+});
+
+test('check: a wrong setting exits 2 naming it: no such bucket, refused credentials, a spool path that is a file, a port in use', async () => {
+  const target = s3Target('check');
+  const noBucket = check({ ...target.env, STORAGE_URL: 's3://no-such-bucket-for-check' });
+  assert.equal(noBucket.status, 2);
+  assert.match(line(noBucket.lines, 'storage'), /^FAIL .*NoSuchBucket.*the bucket in STORAGE_URL does not exist/);
+
+  const badKey = check({ ...target.env, AWS_SECRET_ACCESS_KEY: 'not-the-secret' });
+  assert.equal(badKey.status, 2);
+  assert.match(line(badKey.lines, 'storage'), /^FAIL .*(SignatureDoesNotMatch|InvalidAccessKeyId|AccessDenied).*credentials/);
+
+  const file = join(tempDir('check-file'), 'spool');
+  writeFileSync(file, 'not a directory');
+  const notDir = check({ STORAGE_URL: `file://${tempDir('check-files')}`, SPOOL_DIR: file });
+  assert.equal(notDir.status, 2);
+  assert.match(line(notDir.lines, 'spool'), /^FAIL .*is not a directory/);
+
+  const taken = createServer();
+  const port = await new Promise<number>((resolve) => taken.listen(0, '127.0.0.1', () => resolve((taken.address() as { port: number }).port)));
+  try {
+    const inUse = check({ STORAGE_URL: `file://${tempDir('check-files')}`, PORT: String(port) });
+    assert.equal(inUse.status, 2);
+    assert.match(line(inUse.lines, 'port'), /^FAIL .*EADDRINUSE/);
+  } finally {
+    taken.close();
+  }
+});
+
+test('check: storage or the queue not answering exits 1', () => {
+  const target = s3Target('check');
+  const storageDown = check({ ...target.env, S3_ENDPOINT: 'http://127.0.0.1:9' });
+  assert.equal(storageDown.status, 1);
+  assert.match(line(storageDown.lines, 'storage'), /^FAIL .*unreachable: ECONNREFUSED/);
+
+  const queueDown = check({ STORAGE_URL: `file://${tempDir('check-files')}`, PUBLISH_URL: 'sqs:http://127.0.0.1:9/000000000000/nowhere', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' });
+  assert.equal(queueDown.status, 1);
+  assert.match(line(queueDown.lines, 'queue'), /^FAIL /);
+});
