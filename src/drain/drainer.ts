@@ -37,6 +37,7 @@ import { BackgroundErrors } from '../background-errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { WorkLoop } from './work-loop.js';
 import { uploadCrash } from './crash-upload.js';
 import type { SpooledCrash } from '../spool/spool-schema.js';
 import type { SpoolReader } from '../spool/spool-reader.js';
@@ -54,13 +55,6 @@ const STALE_RETRY_MS = 10 * 60_000;
 const RECEIVING_RECHECK_MS = 100;
 /** While uploads are paced for receiving (DrainerLoad.uploadsPaced): one start per this long. */
 const PACED_START_MS = 100;
-/**
- * Longest pause between probes of a storage that is down. One upload every 5 s costs the storage
- * nothing, and the backlog starts moving within 5 s of its return (with the retry maximum's 60 s,
- * a 30 s outage used to leave it idle for up to half a minute more).
- */
-const OUTAGE_PROBE_MAX_MS = 5_000;
-
 /** How a storage request ended: confirmed, answered with an error (a 5xx), or not answered at all. */
 type RequestOutcome = 'ok' | 'error-answer' | 'no-answer';
 
@@ -109,20 +103,15 @@ export interface DrainerDeps {
 export class Drainer {
   private readonly inflight = new Map<number, Promise<void>>();
   private inflightBytes = 0;
-  /** Steps of the storage-wide pause; 0 when storage is not considered down. */
-  private consecutiveFailures = 0;
-  private pausedUntil = 0;
+  /** When to look for work, and the storage-wide pause. */
+  private readonly loop: WorkLoop;
   /** Outcomes of the last storage requests, newest last: confirmed, an error answer, or no answer. */
   private readonly recentOutcomes: RequestOutcome[] = [];
   /** Crashes waiting out a backoff after a storage failure of their own: seq → when to retry, failures. */
   private readonly retries = new Map<number, { at: number; failures: number }>();
   /** Keys storage has confirmed for crashes not yet removed, so a retry does not send them again. */
   private readonly confirmed = new Map<number, Set<string>>();
-  private timer: NodeJS.Timeout | undefined;
-  private pumpScheduled = false;
   private lastPacedStartAt = 0;
-  private stopped = false;
-  private emptyWaiters: (() => void)[] = [];
   /** Crashes uploaded and removed since start. */
   uploaded = 0;
   /** Time of the last successful upload (ms), for health checks. */
@@ -146,6 +135,9 @@ export class Drainer {
     this.metrics = metrics;
     this.load = load ?? { receiving: () => false, spoolFillingUp: () => false };
     this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
+    // A spool read failing in a look for work (SQLITE_BUSY behind an operator's long transaction,
+    // a disk gone) is reported, and the loop looks again after a pause.
+    this.loop = new WorkLoop(() => this.lookForWork(), (error) => this.errors.report('drain_schedule', error), options.retry);
     this.requests = {
       description: storage.description,
       put: async (...args) => {
@@ -172,12 +164,7 @@ export class Drainer {
 
   /** Called after new crashes were spooled: look for work now rather than at the next timer. */
   wake(): void {
-    if (this.stopped || this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
+    this.loop.wake();
   }
 
   get uploading(): number {
@@ -192,7 +179,7 @@ export class Drainer {
    * being received.
    */
   get concurrencyLimit(): number {
-    if (this.consecutiveFailures > 0) return 1;
+    if (this.loop.paused) return 1;
     const wanted = this.heldForReceiving()
       ? Math.min(this.options.concurrency, this.load.uploadsWhileReceiving?.() ?? this.options.concurrencyWhileReceiving)
       : this.options.concurrency;
@@ -213,7 +200,7 @@ export class Drainer {
 
   /** True while a storage-wide (or spool) failure has paused draining. */
   get paused(): boolean {
-    return this.consecutiveFailures > 0;
+    return this.loop.paused;
   }
 
   /** Crashes waiting to be retried after a storage failure of their own. */
@@ -232,14 +219,7 @@ export class Drainer {
    * when `deadline` (ms since epoch) passes first.
    */
   untilEmpty(deadline: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timeout = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      this.emptyWaiters.push(() => {
-        clearTimeout(timeout);
-        resolve(true);
-      });
-      this.wake();
-    });
+    return this.loop.untilEmpty(deadline);
   }
 
   /**
@@ -247,33 +227,14 @@ export class Drainer {
    * spool and are uploaded again on the next start.
    */
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-
-  private pump(): void {
-    try {
-      this.lookForWork();
-    } catch (error) {
-      // A spool read failed (SQLITE_BUSY behind an operator's long transaction, a disk gone):
-      // look again after a pause rather than end the process from a timer.
-      this.errors.report('drain_schedule', error);
-      if (!this.stopped) this.pause();
-    }
+    this.loop.stop();
   }
 
   private lookForWork(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.stopped) return;
     const now = Date.now();
-    if (now < this.pausedUntil) {
-      this.schedule(this.pausedUntil);
-      return;
-    }
     const limit = this.concurrencyLimit;
     let slots = limit - this.inflight.size;
-    const paced = slots > 0 && this.consecutiveFailures === 0 && (this.load.uploadsPaced?.() ?? false) && this.heldForReceiving();
+    const paced = slots > 0 && !this.loop.paused && (this.load.uploadsPaced?.() ?? false) && this.heldForReceiving();
     if (paced) {
       const nextStartAt = this.lastPacedStartAt + PACED_START_MS;
       if (now < nextStartAt) {
@@ -293,7 +254,7 @@ export class Drainer {
     }
     if (this.inflight.size > 0) {
       // Held back for receiving: catch the moment it stops rather than the next upload's end.
-      if (limit < this.options.concurrency && this.consecutiveFailures === 0) this.schedule(now + RECEIVING_RECHECK_MS);
+      if (limit < this.options.concurrency && !this.loop.paused) this.schedule(now + RECEIVING_RECHECK_MS);
       else {
         const retryAt = this.nextRetryAt(now);
         if (retryAt !== undefined) this.schedule(retryAt);
@@ -303,9 +264,7 @@ export class Drainer {
 
     const nextDueAt = this.spool.nextDueAt();
     if (nextDueAt === undefined) {
-      const waiters = this.emptyWaiters;
-      this.emptyWaiters = [];
-      for (const notify of waiters) notify();
+      this.loop.empty();
       // Crashes can also arrive from outside (an operator's requeue): look again now and then.
       this.schedule(now + IDLE_RECHECK_MS);
       return;
@@ -336,12 +295,10 @@ export class Drainer {
   private recordOutcome(outcome: RequestOutcome): void {
     this.recentOutcomes.push(outcome);
     if (this.recentOutcomes.length > OUTCOME_WINDOW) this.recentOutcomes.shift();
-    if (outcome === 'ok' && this.consecutiveFailures > 0 && !this.stopped) {
-      // Storage answers again: full concurrency from the next pump on.
+    if (outcome === 'ok' && this.loop.paused && !this.loop.stopped) {
+      // Storage answers again: full concurrency from the next look on.
       this.logger.info('storage answers again; draining at full concurrency');
-      this.consecutiveFailures = 0;
-      this.pausedUntil = 0;
-      this.wake();
+      this.loop.resume();
     }
   }
 
@@ -352,19 +309,12 @@ export class Drainer {
   }
 
   private schedule(at: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()));
+    this.loop.schedule(at);
   }
 
   private pause(): number {
     // Uploads that were in flight together fail together: one outage, one step of backoff.
-    const now = Date.now();
-    if (now < this.pausedUntil) return this.pausedUntil - now;
-    this.consecutiveFailures += 1;
-    const delay = Math.min(OUTAGE_PROBE_MAX_MS, backoffDelay(this.options.retry, this.consecutiveFailures));
-    this.pausedUntil = now + delay;
-    this.schedule(this.pausedUntil);
-    return delay;
+    return this.loop.pause();
   }
 
   private async upload(crash: SpooledCrash): Promise<void> {
@@ -379,7 +329,7 @@ export class Drainer {
         return;
       }
       await uploadCrash(this.requests, crash, dumps, confirmed);
-      if (this.stopped) return;
+      if (this.loop.stopped) return;
       let removed: boolean;
       try {
         // Publishing: the crash waits, stored, for the queue (publish-loop.ts); else it is done with.
@@ -408,7 +358,7 @@ export class Drainer {
       );
       this.onStored?.();
     } catch (error) {
-      if (!this.stopped) await this.recordFailure(crash, error);
+      if (!this.loop.stopped) await this.recordFailure(crash, error);
     } finally {
       this.inflight.delete(crash.seq);
       this.inflightBytes -= crash.bytes;
@@ -444,7 +394,7 @@ export class Drainer {
       if (allFailed) {
         // Storage answers, but only with errors: one request per retry base, no growing pause,
         // so the first request it takes again is soon made.
-        this.pausedUntil = Math.max(this.pausedUntil, Date.now() + this.options.retry.baseMs);
+        this.loop.pausedUntil = Math.max(this.loop.pausedUntil, Date.now() + this.options.retry.baseMs);
       }
       const failures = (this.retries.get(crash.seq)?.failures ?? 0) + 1;
       const delay = backoffDelay(this.options.retry, failures);

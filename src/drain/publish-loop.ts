@@ -20,10 +20,9 @@ import { PublishError, type CrashPublisher } from '../publish/publisher.js';
 import type { StoredCrash, SpoolReader } from '../spool/spool-reader.js';
 import type { DrainedCrashes } from '../spool/spool-ports.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { WorkLoop } from './work-loop.js';
 
 const IDLE_RECHECK_MS = 30_000;
-/** Longest pause between tries of a queue that fails as a whole. */
-const OUTAGE_PROBE_MAX_MS = 5_000;
 
 export interface PublishLoopDeps {
   spool: SpoolReader;
@@ -46,15 +45,10 @@ export class PublishLoop {
   /** Row numbers (never reused, I7) of the crashes in a batch being published. */
   private readonly inflight = new Set<number>();
   private batches = 0;
-  /** Failures of the whole queue in a row; 0 while it answers. */
-  private consecutiveFailures = 0;
-  private pausedUntil = 0;
   /** Crashes the queue refused one by one: row number → when to retry, failures. */
   private readonly retries = new Map<number, { at: number; failures: number }>();
-  private timer: NodeJS.Timeout | undefined;
-  private pumpScheduled = false;
-  private stopped = false;
-  private emptyWaiters: (() => void)[] = [];
+  /** When to look for work, and the pause after the queue failed as a whole. */
+  private readonly loop: WorkLoop;
   /** Crashes announced and removed since start. */
   published = 0;
   /** When the queue last confirmed a publish (ms), for health checks. */
@@ -68,6 +62,7 @@ export class PublishLoop {
     this.logger = logger;
     this.metrics = metrics;
     this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
+    this.loop = new WorkLoop(() => this.lookForWork(), (error) => this.errors.report('publish_schedule', error), options.retry);
   }
 
   start(): void {
@@ -76,57 +71,28 @@ export class PublishLoop {
 
   /** Called once a crash became stored: publish now rather than at the next timer. */
   wake(): void {
-    if (this.stopped || this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    setImmediate(() => {
-      this.pumpScheduled = false;
-      this.pump();
-    });
+    this.loop.wake();
   }
 
   /** True while the queue as a whole failed and the loop waits before trying again. */
   get paused(): boolean {
-    return this.consecutiveFailures > 0;
+    return this.loop.paused;
   }
 
   /** Resolves true once no stored crash is left, or false when `deadline` (ms since epoch) passes first. */
   untilEmpty(deadline: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timeout = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
-      this.emptyWaiters.push(() => {
-        clearTimeout(timeout);
-        resolve(true);
-      });
-      this.wake();
-    });
+    return this.loop.untilEmpty(deadline);
   }
 
   /** Stops starting batches; those in flight are abandoned: their crashes stay stored and are published after the next start. */
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-  }
-
-  private pump(): void {
-    try {
-      this.lookForWork();
-    } catch (error) {
-      this.errors.report('publish_schedule', error);
-      if (!this.stopped) this.pause();
-    }
+    this.loop.stop();
   }
 
   private lookForWork(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.stopped) return;
     const now = Date.now();
-    if (now < this.pausedUntil) {
-      this.schedule(this.pausedUntil);
-      return;
-    }
     // While the queue fails as a whole, one batch probes it.
-    const concurrency = this.consecutiveFailures > 0 ? 1 : this.options.concurrency;
+    const concurrency = this.loop.paused ? 1 : this.options.concurrency;
     while (this.batches < concurrency) {
       const batch = this.spool.stored(this.publisher.batchSize, this.notStartable(now));
       if (batch.length === 0) break;
@@ -136,14 +102,12 @@ export class PublishLoop {
     }
     if (this.batches > 0) return;
     if (this.spool.stored(1, new Set()).length === 0) {
-      const waiters = this.emptyWaiters;
-      this.emptyWaiters = [];
-      for (const notify of waiters) notify();
-      this.schedule(now + IDLE_RECHECK_MS);
+      this.loop.empty();
+      this.loop.schedule(now + IDLE_RECHECK_MS);
       return;
     }
     // Everything stored waits out a retry delay of its own.
-    this.schedule(Math.min(...[...this.retries.values()].map((retry) => retry.at).filter((at) => at > now), now + IDLE_RECHECK_MS));
+    this.loop.schedule(Math.min(...[...this.retries.values()].map((retry) => retry.at).filter((at) => at > now), now + IDLE_RECHECK_MS));
   }
 
   private notStartable(now: number): Set<number> {
@@ -152,38 +116,22 @@ export class PublishLoop {
     return skip;
   }
 
-  private schedule(at: number): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()));
-  }
-
-  private pause(): number {
-    const now = Date.now();
-    if (now < this.pausedUntil) return this.pausedUntil - now;
-    this.consecutiveFailures += 1;
-    const delay = Math.min(OUTAGE_PROBE_MAX_MS, backoffDelay(this.options.retry, this.consecutiveFailures));
-    this.pausedUntil = now + delay;
-    this.schedule(this.pausedUntil);
-    return delay;
-  }
-
   private async publishBatch(batch: StoredCrash[]): Promise<void> {
     try {
       let result;
       try {
         result = await this.publisher.publish(batch.map((crash) => crash.crashId));
       } catch (error) {
-        if (this.stopped) return;
+        if (this.loop.stopped) return;
         const reason = error instanceof PublishError ? error.reason : 'error';
         this.metrics.publishFailures.inc({ reason }, batch.length);
-        const delay = this.pause();
+        const delay = this.loop.pause();
         this.logger.warn({ queue: this.publisher.description, crashes: batch.length, reason, error: (error as Error).message, retry_in_ms: delay }, 'publishing to the queue failed; retrying');
         return;
       }
-      if (result.published.length > 0 && this.consecutiveFailures > 0) {
+      if (result.published.length > 0 && this.loop.paused) {
         this.logger.info({ queue: this.publisher.description }, 'the queue answers again; publishing resumed');
-        this.consecutiveFailures = 0;
-        this.pausedUntil = 0;
+        this.loop.resume();
       }
       const bySeq = new Map(batch.map((crash) => [crash.crashId, crash]));
       await Promise.all(result.published.map((crashId) => this.confirmed(bySeq.get(crashId)!)));
@@ -205,7 +153,7 @@ export class PublishLoop {
       removed = await this.writer.remove(crash);
     } catch (error) {
       // Announced but still spooled: announced again later (a duplicate, never a loss).
-      const delay = this.pause();
+      const delay = this.loop.pause();
       this.logger.error({ crash_id: crash.crashId, err: error, retry_in_ms: delay }, 'removing a published crash from the spool failed');
       return;
     }

@@ -4,7 +4,14 @@
  * check's level (Python logging's: 0 ok, 30 warning, 40 error), its message where it has one, and
  * the figures it found. An error makes the answer 503; a warning (dead letters) does not.
  */
-import type { Check } from './heartbeat.js';
+
+/** One named check of the heartbeat: whether it passes, and the figures it found. */
+export interface Check {
+  ok: boolean;
+  /** Passing, but worth an operator's look (Dockerflow's `warning`): e.g. dead-lettered crashes. */
+  warning?: string;
+  [detail: string]: unknown;
+}
 
 export type CheckStatus = 'ok' | 'warning' | 'error';
 

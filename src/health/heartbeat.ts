@@ -16,7 +16,7 @@ import { spoolFailureReason } from '../spool/spool-errors.js';
 import type { CrashStorage } from '../storage/storage.js';
 import type { CrashPublisher } from '../publish/publisher.js';
 import type { PublishLoop } from '../drain/publish-loop.js';
-import { dockerflowHeartbeat, type DockerflowHeartbeat } from './dockerflow.js';
+import { dockerflowHeartbeat, type Check, type DockerflowHeartbeat } from './dockerflow.js';
 
 export interface HealthOptions {
   /** How often the storage is probed in the background. */
@@ -24,13 +24,6 @@ export interface HealthOptions {
   maxPending: number;
   maxAgeSeconds: number;
   drainStallSeconds: number;
-}
-
-export interface Check {
-  ok: boolean;
-  /** Passing, but worth an operator's look (Dockerflow's `warning`): e.g. dead-lettered crashes. */
-  warning?: string;
-  [detail: string]: unknown;
 }
 
 export interface HeartbeatDeps {

@@ -1,0 +1,115 @@
+/**
+ * The timing the drain stage's two loops share (the drainer and the publish loop): look for work
+ * on the next turn when woken, or at a time; stop; tell those waiting once nothing is left; and a
+ * pause after a dependency failed as a whole, one step longer for each failure in a row (jittered
+ * backoff, at most 5 s: one try every 5 s costs the dependency nothing, and work resumes within 5 s
+ * of its return). A look that throws is reported by the caller's `onError` and pauses the loop; it
+ * never ends the process (I11).
+ */
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
+
+/**
+ * Longest pause between tries of a dependency that is down. One try every 5 s costs it nothing,
+ * and the backlog starts moving within 5 s of its return (with the retry maximum's 60 s, a 30 s
+ * storage outage used to leave the drainer idle for up to half a minute more).
+ */
+const OUTAGE_PROBE_MAX_MS = 5_000;
+
+export class WorkLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private woken = false;
+  private emptyWaiters: (() => void)[] = [];
+  stopped = false;
+  /** Steps of the pause; 0 while the dependency is not considered down. */
+  failuresInARow = 0;
+  /** Nothing is looked for before this time (ms since epoch). */
+  pausedUntil = 0;
+
+  constructor(
+    private readonly look: () => void,
+    private readonly onError: (error: unknown) => void,
+    private readonly retry: BackoffPolicy,
+  ) {}
+
+  /** True while a failure of the dependency as a whole holds the loop. */
+  get paused(): boolean {
+    return this.failuresInARow > 0;
+  }
+
+  /** Look for work on the next turn rather than at the scheduled time. */
+  wake(): void {
+    if (this.stopped || this.woken) return;
+    this.woken = true;
+    setImmediate(() => {
+      this.woken = false;
+      this.run();
+    });
+  }
+
+  /** Look for work at `at` (ms since epoch), instead of any time scheduled before. */
+  schedule(at: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), Math.max(0, at - Date.now()));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** Resolves true once `empty()` is called (nothing left), or false when `deadline` (ms since epoch) passes first. */
+  untilEmpty(deadline: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timeout = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+      this.emptyWaiters.push(() => {
+        clearTimeout(timeout);
+        resolve(true);
+      });
+      this.wake();
+    });
+  }
+
+  /** Nothing is left to do: tells those waiting in `untilEmpty`. */
+  empty(): void {
+    const waiters = this.emptyWaiters;
+    this.emptyWaiters = [];
+    for (const notify of waiters) notify();
+  }
+
+  /**
+   * The dependency failed as a whole: one more step of pause (failures that come together, from
+   * work that was under way together, take one step). Returns the delay.
+   */
+  pause(): number {
+    const now = Date.now();
+    if (now < this.pausedUntil) return this.pausedUntil - now;
+    this.failuresInARow += 1;
+    const delay = Math.min(OUTAGE_PROBE_MAX_MS, backoffDelay(this.retry, this.failuresInARow));
+    this.pausedUntil = now + delay;
+    this.schedule(this.pausedUntil);
+    return delay;
+  }
+
+  /** The dependency answers again: no pause from the next look on. */
+  resume(): void {
+    this.failuresInARow = 0;
+    this.pausedUntil = 0;
+    this.wake();
+  }
+
+  private run(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    if (Date.now() < this.pausedUntil) {
+      this.schedule(this.pausedUntil);
+      return;
+    }
+    try {
+      this.look();
+    } catch (error) {
+      this.onError(error);
+      if (!this.stopped) this.pause();
+    }
+  }
+}
