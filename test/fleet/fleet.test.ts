@@ -43,12 +43,19 @@ let s3: S3TestTarget;
 let nodes: Node[] = [];
 let haproxy: ChildProcess;
 let frontPort: number;
+/** What HAProxy logged on stdout (the shipped configuration's `log stdout`, `option httplog`). */
+let haproxyLog = '';
 
-/** deploy/haproxy.cfg with this run's ports: only addresses change. */
+/** deploy/haproxy.cfg with this run's addresses: the bind line and the server addresses change, nothing else. */
 function haproxyConfig(front: number, backends: number[]): string {
-  let text = readFileSync(HAPROXY_CONFIG, 'utf8').replace('bind 127.0.0.1:8000', `bind 127.0.0.1:${front}`);
-  backends.forEach((port, index) => {
-    text = text.replace(`127.0.0.1:${8001 + index}`, `127.0.0.1:${port}`);
+  const shipped = readFileSync(HAPROXY_CONFIG, 'utf8');
+  const binds = shipped.match(/^\s*bind .*$/gm) ?? [];
+  assert.equal(binds.length, 1, 'one bind line');
+  let text = shipped.replace(binds[0]!, `    bind 127.0.0.1:${front}`);
+  const servers = [...shipped.matchAll(/^(\s*server collector\d+ )\S+/gm)];
+  assert.equal(servers.length, backends.length, 'a server line per node');
+  servers.forEach((server, index) => {
+    text = text.replace(server[0], `${server[1]}127.0.0.1:${backends[index]}`);
   });
   return text;
 }
@@ -73,7 +80,8 @@ before(async () => {
   frontPort = await freePort();
   const config = join(tempDir('haproxy'), 'haproxy.cfg');
   writeFileSync(config, haproxyConfig(frontPort, nodes.map((node) => node.port)));
-  haproxy = spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  haproxy = spawn('haproxy', ['-f', config, '-db'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  haproxy.stdout!.on('data', (chunk: Buffer) => (haproxyLog += chunk.toString()));
   let stderr = '';
   haproxy.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const deadline = Date.now() + 10_000;
@@ -189,6 +197,11 @@ test('rolling restart under load: no failed post, every node exits 0, the first 
   t.diagnostic(`acknowledged in the 2 s after the first restarted node took its first request: ${share!.fresh}, others ${share!.others.join(', ')}`);
   assert.ok(share!.fresh < 0.5 * Math.max(...share!.others), `restarted node took ${share!.fresh}, the others ${share!.others.join(', ')}`);
   assert.ok(clients.acknowledged.size > 20, `${clients.acknowledged.size} acknowledged`);
+  // HAProxy writes a request's log line after the answer went out: give the last lines a moment.
+  const loggedPosts = () => haproxyLog.split('\n').filter((line) => line.includes('"POST /submit')).length;
+  for (const deadline = Date.now() + 5_000; loggedPosts() < clients.acknowledged.size && Date.now() < deadline; ) await sleep(50);
+  const logged = loggedPosts();
+  assert.ok(logged >= clients.acknowledged.size, `HAProxy logged ${logged} POST /submit lines for ${clients.acknowledged.size} acknowledged posts`);
   await assertAllStored(clients.acknowledged);
 });
 

@@ -89,7 +89,8 @@ test('Kubernetes: a volume per pod for the spool, readiness on the LB heartbeat,
   const pod = set.spec!.template.spec!;
   const container = pod.containers[0]!;
   const env = new Map((container.env ?? []).map((variable) => [variable.name, variable.value ?? '']));
-  assert.deepEqual(container.command, ['node', 'dist/main.js']);
+  assert.equal(container.command, undefined, "the image's entry point (tini) stays PID 1");
+  assert.deepEqual(container.args, ['node', 'dist/main.js']);
   const claim = set.spec!.volumeClaimTemplates![0]!;
   const mount = container.volumeMounts!.find((volume) => volume.name === claim.metadata!.name)!;
   assert.ok(env.get('SPOOL_DIR')!.startsWith(`${mount.mountPath}/`), 'the spool is on the per-pod volume');
