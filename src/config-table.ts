@@ -1,6 +1,6 @@
 import { settings } from './config.js';
 
-/** The README's configuration table, generated from the schema so the two cannot drift. */
+/** The configuration table of docs/CONFIGURATION.md, generated from the schema so the two cannot drift. */
 export function configTable(): string {
   const rows = Object.values(settings).map(
     (s) => `| \`${s.env}\` | ${s.default === '' ? '(empty)' : `\`${s.default}\``} | ${s.doc.replace(/\|/g, '\\|')} |`,

@@ -1,7 +1,7 @@
 /**
  * The one configuration schema: every setting is an environment variable, declared here with its
  * default and a line of doc. `loadConfig` validates all of them at start (a bad value stops the
- * process with a message naming the variable) and `scripts/config-table` prints the README's table
+ * process with a message naming the variable) and `scripts/config-table` prints the table in docs/CONFIGURATION.md
  * from the same list, so the documentation cannot drift from the code.
  */
 
@@ -348,13 +348,13 @@ export const settings = {
   uploadTokens: setting(
     'UPLOAD_TOKENS',
     '',
-    'Path of a JSON file of upload tokens (README: Upload tokens); `/submit` then needs one (`?token=` or `Authorization: Bearer`). Re-read on SIGHUP. Empty: anyone may post.',
+    'Path of a JSON file of upload tokens (docs/CONFIGURATION.md: Upload tokens); `/submit` then needs one (`?token=` or `Authorization: Bearer`). Re-read on SIGHUP. Empty: anyone may post.',
     (raw) => (raw.trim() === '' ? undefined : raw.trim()),
   ),
   throttleRules: setting(
     'THROTTLE_RULES',
     'accept_all',
-    "`accept_all` (store every report), `mozilla` (Antenna's `MOZILLA_RULES`) or the path of a JSON rules file (README: Throttle rules); checked at start.",
+    "`accept_all` (store every report), `mozilla` (Antenna's `MOZILLA_RULES`) or the path of a JSON rules file (docs/CONFIGURATION.md: Throttle rules); checked at start.",
     (raw) => {
       if (raw.trim() === '') throw new Error('expected accept_all, mozilla or the path of a JSON rules file');
       return raw.trim();

@@ -1,5 +1,5 @@
 /**
- * The collector's graceful shutdown, in the order the README's "Shutdown and restart" gives:
+ * The collector's graceful shutdown, in the order docs/OPERATIONS.md's "Shutdown and restart" gives:
  * the load balancer's heartbeat turns 503 → (LB grace) → no new connections, requests in flight
  * finished → the drainer uploads (and the publish loop announces) until the spool is empty or the deadline → the spool is
  * checkpointed and closed. Whatever is not uploaded by then stays in the spool for the next start.

@@ -2,7 +2,7 @@
  * Wires the collector together, one named step each: the sender policy (before the spool is
  * touched), the spool (lock, connections, writer thread), storage and the drainer with what it
  * yields to, the spool's upkeep, health and the HTTP app, the servers. `shutdown` takes it apart
- * in the README's order (shutdown.ts). A step that cannot succeed throws CannotStart.
+ * in docs/OPERATIONS.md's order (shutdown.ts). A step that cannot succeed throws CannotStart.
  */
 import { statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';

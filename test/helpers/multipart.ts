@@ -1,5 +1,5 @@
 /**
- * Builds crash report bodies the way real clients do (Crashpad, Breakpad, Electron, Mozilla: see the README's part table), for tests and benchmarks.
+ * Builds crash report bodies the way real clients do (Crashpad, Breakpad, Electron, Mozilla: see the part table in docs/PROTOCOL.md), for tests and benchmarks.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';

@@ -50,7 +50,7 @@ async function startWithFiles(env: Record<string, string>) {
   return { collector, stored, isStored };
 }
 
-/** The README's example rules file (test/fixtures/throttle-rules.json). */
+/** The example rules file of docs/CONFIGURATION.md (test/fixtures/throttle-rules.json). */
 const RULES_FILE = join(FIXTURES_DIR, 'throttle-rules.json');
 const RULES = JSON.parse(readFileSync(RULES_FILE, 'utf8')) as { rules: unknown[] };
 

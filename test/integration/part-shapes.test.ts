@@ -1,5 +1,5 @@
 /**
- * Every odd part shape has one defined answer (README: "What the collector accepts"), checked
+ * Every odd part shape has one defined answer (docs/PROTOCOL.md), checked
  * against the real collector process and what it stored in S3 (the local Ceph RGW): the answer, the annotations and dumps
  * kept, and the `collector_notes` that say what was dropped or changed.
  */

@@ -2,7 +2,7 @@
  * The heap growth the collector sets at start-up (src/heap-growth.ts), in a real node process of
  * the Node version under test: V8 must know the flag (an unknown one is only complained about on
  * stderr, and nothing would be set), and a factor given on node's command line is left alone.
- * What the factor does to full collections under load is measured, not asserted (README, bench).
+ * What the factor does to full collections under load is measured, not asserted (docs/OPERATIONS.md, bench).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

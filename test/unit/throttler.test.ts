@@ -157,7 +157,7 @@ describe('Mozilla preset: one test per rule, in Antenna order', () => {
   });
 });
 
-/** The README's example rules file. */
+/** The example rules file of docs/CONFIGURATION.md. */
 const EXAMPLE = readFileSync(join(FIXTURES_DIR, 'throttle-rules.json'), 'utf8');
 
 describe('JSON rules file', () => {
