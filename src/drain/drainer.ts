@@ -2,10 +2,11 @@
  * Moves spooled crashes to storage, oldest first, `concurrency` at a time. It reads on its own
  * database connection and writes (deletes, failure records) through the spool writer thread.
  *
- * Why one file of ~450 lines: what to start next, when to look again, the per-crash retry state
- * and the storage-wide pause all read and write the same in-flight set, retry map and timer; each
- * rule below is a few lines of this one scheduler, and split apart they would pass its internals
- * back and forth. The pure parts are apart already (backoff.ts, upload-share.ts, crash-upload.ts).
+ * Why one file of ~430 lines: what to start next, the per-crash retry state and the storage-wide
+ * pause all read and write the same in-flight set and retry map; each rule below is a few lines of
+ * this one scheduler, and split apart they would pass its internals back and forth. What is apart:
+ * the timing it shares with the publish loop (work-loop.ts) and the pure parts (backoff.ts,
+ * upload-share.ts, crash-upload.ts).
  *
  * - I2 delete ⇒ uploaded: a crash is removed from the spool (or, when publishing, becomes
  *   `stored` and loses its dumps) only after `uploadCrash` resolved, i.e. storage confirmed every
