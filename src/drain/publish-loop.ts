@@ -97,9 +97,8 @@ export class PublishLoop {
       const batch = this.spool.stored(this.publisher.batchSize, this.notStartable(now));
       if (batch.length === 0) break;
       // A batch that is not full waits for the one in flight: crashes become stored one at a
-      // time, and starting each alone made one queue call and one spool commit per crash (the
-      // drain ran at 0.76-0.87 of its rate without publishing). Meanwhile the batch fills up;
-      // when the queue is idle, a lone crash goes at once.
+      // time, and starting each alone made one queue call and one spool commit per crash.
+      // Meanwhile the batch fills up; when the queue is idle, a lone crash goes at once.
       if (batch.length < this.publisher.batchSize && this.batches > 0) break;
       this.batches += 1;
       for (const crash of batch) this.inflight.add(crash.seq);
