@@ -239,7 +239,7 @@ export class Drainer {
     if (paced) {
       const nextStartAt = this.lastPacedStartAt + PACED_START_MS;
       if (now < nextStartAt) {
-        this.schedule(nextStartAt);
+        this.loop.schedule(nextStartAt);
         return;
       }
       slots = 1;
@@ -255,10 +255,10 @@ export class Drainer {
     }
     if (this.inflight.size > 0) {
       // Held back for receiving: catch the moment it stops rather than the next upload's end.
-      if (limit < this.options.concurrency && !this.loop.paused) this.schedule(now + RECEIVING_RECHECK_MS);
+      if (limit < this.options.concurrency && !this.loop.paused) this.loop.schedule(now + RECEIVING_RECHECK_MS);
       else {
         const retryAt = this.nextRetryAt(now);
-        if (retryAt !== undefined) this.schedule(retryAt);
+        if (retryAt !== undefined) this.loop.schedule(retryAt);
       }
       return;
     }
@@ -267,12 +267,12 @@ export class Drainer {
     if (nextDueAt === undefined) {
       this.loop.empty();
       // Crashes can also arrive from outside (an operator's requeue): look again now and then.
-      this.schedule(now + IDLE_RECHECK_MS);
+      this.loop.schedule(now + IDLE_RECHECK_MS);
       return;
     }
     // Due crashes may all be waiting out their own retry delay: wake for whichever comes first.
     const wakeAt = Math.min(nextDueAt > now ? nextDueAt : Infinity, this.nextRetryAt(now) ?? Infinity);
-    this.schedule(Number.isFinite(wakeAt) ? Math.max(wakeAt, now + 10) : now + 10);
+    this.loop.schedule(Number.isFinite(wakeAt) ? Math.max(wakeAt, now + 10) : now + 10);
   }
 
   /** Crashes not to start now: uploading, or waiting out a retry delay. */
@@ -309,15 +309,6 @@ export class Drainer {
     this.confirmed.delete(seq);
   }
 
-  private schedule(at: number): void {
-    this.loop.schedule(at);
-  }
-
-  private pause(): number {
-    // Uploads that were in flight together fail together: one outage, one step of backoff.
-    return this.loop.pause();
-  }
-
   private async upload(crash: SpooledCrash): Promise<void> {
     const started = performance.now();
     let confirmed = this.confirmed.get(crash.seq);
@@ -339,7 +330,7 @@ export class Drainer {
           : await this.writer.remove(crash);
       } catch (error) {
         // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
-        const delay = this.pause();
+        const delay = this.loop.pause();
         this.logger.error({ crash_id: crash.crashId, err: error, retry_in_ms: delay }, 'removing an uploaded crash from the spool failed');
         return;
       }
@@ -387,7 +378,7 @@ export class Drainer {
       this.metrics.uploads.inc({ outcome: 'storage_error' });
       const allFailed = this.recentOutcomes.length >= OUTAGE_MIN_SAMPLES && this.recentFailureRatio === 1;
       if ((error instanceof StorageError && error.outage) || (allFailed && !this.recentOutcomes.includes('error-answer'))) {
-        const delay = this.pause();
+        const delay = this.loop.pause();
         this.logger.warn({ crash_id: crash.crashId, error: message, retry_in_ms: delay }, 'storage unavailable; draining paused');
         await this.noteStorageFailure(crash, message, Date.now() + delay);
         return;
@@ -395,7 +386,7 @@ export class Drainer {
       if (allFailed) {
         // Storage answers, but only with errors: one request per retry base, no growing pause,
         // so the first request it takes again is soon made.
-        this.loop.pausedUntil = Math.max(this.loop.pausedUntil, Date.now() + this.options.retry.baseMs);
+        this.loop.holdFor(this.options.retry.baseMs);
       }
       const failures = (this.retries.get(crash.seq)?.failures ?? 0) + 1;
       const delay = backoffDelay(this.options.retry, failures);
@@ -416,7 +407,7 @@ export class Drainer {
       found = await this.writer.recordFailure(crash, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
     } catch (spoolError) {
       this.logger.error({ crash_id: crash.crashId, err: spoolError }, 'recording an upload failure failed');
-      this.pause();
+      this.loop.pause();
       return;
     }
     if (!found) {

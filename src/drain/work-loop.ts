@@ -19,17 +19,21 @@ export class WorkLoop {
   private timer: NodeJS.Timeout | undefined;
   private woken = false;
   private emptyWaiters: (() => void)[] = [];
-  stopped = false;
+  private isStopped = false;
   /** Steps of the pause; 0 while the dependency is not considered down. */
-  failuresInARow = 0;
+  private failuresInARow = 0;
   /** Nothing is looked for before this time (ms since epoch). */
-  pausedUntil = 0;
+  private pausedUntil = 0;
 
   constructor(
     private readonly look: () => void,
     private readonly onError: (error: unknown) => void,
     private readonly retry: BackoffPolicy,
   ) {}
+
+  get stopped(): boolean {
+    return this.isStopped;
+  }
 
   /** True while a failure of the dependency as a whole holds the loop. */
   get paused(): boolean {
@@ -53,7 +57,7 @@ export class WorkLoop {
   }
 
   stop(): void {
-    this.stopped = true;
+    this.isStopped = true;
     clearTimeout(this.timer);
   }
 
@@ -88,6 +92,11 @@ export class WorkLoop {
     this.pausedUntil = now + delay;
     this.schedule(this.pausedUntil);
     return delay;
+  }
+
+  /** Nothing is looked for during the next `ms`, without a step of pause. */
+  holdFor(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
   }
 
   /** The dependency answers again: no pause from the next look on. */
