@@ -12,17 +12,17 @@ import type { Logger } from './logger.js';
 export type BackgroundTask =
   /** The drainer's look for work (spool reads of the due crashes and due times). */
   | 'drain_schedule'
-  /** The publish loop's look for stored crashes to announce. */
+  /** The announcer's look for stored crashes to announce. */
   | 'publish_schedule'
-  /** Re-reading the spool's byte count (collector.ts). */
+  /** Re-reading the spool's byte count (collector/spool-upkeep.ts). */
   | 'spool_usage_resync'
-  /** Following the event loop's and cores' load for uploads while receiving (collector.ts). */
+  /** Following the event loop's and cores' load for uploads while receiving (collector/load-signals.ts). */
   | 'upload_share'
-  /** Removing expired dedup index entries (collector.ts). */
+  /** Removing expired dedup index entries (collector/spool-upkeep.ts). */
   | 'dedup_expiry'
   /** A batch of writes the writer thread could not commit as one; it retried them apart. */
   | 'spool_write_batch'
-  /** A background WAL checkpoint (spool-checkpointer-thread.ts). */
+  /** A background WAL checkpoint (spool/runtime/checkpointer-thread.ts). */
   | 'spool_checkpoint'
   /** spool-inspect drain's progress line. */
   | 'drain_progress';

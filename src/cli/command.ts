@@ -3,9 +3,9 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { isCrashId } from '../crash-id.js';
 import { parseDuration } from '../duration.js';
-import { closeInspectedSpool, describeSpoolError, openSpoolForInspection, type InspectedSpool } from '../spool/spool-inspection.js';
-import { normalizeCrashId } from '../spool/spool-queries.js';
-import type { CrashState } from '../spool/spool-schema.js';
+import { closeInspectedSpool, describeSpoolError, openSpoolForInspection, type InspectedSpool } from '../spool/operator/inspection.js';
+import { normalizeCrashId } from '../spool/operator/queries.js';
+import type { CrashState } from '../spool/schema.js';
 
 export const PROGRAM = 'spool-inspect';
 

@@ -1,6 +1,6 @@
 /**
  * Drains a spool without a collector: for the volume of a node that died for good, attached
- * elsewhere. The same drainer, publish loop, writer thread, storage and queue settings as the
+ * elsewhere. The same drain stage (drainer and announcer), writer thread, storage and queue settings as the
  * collector; the spool's lock is taken first, so a live collector's spool is refused and left
  * untouched. Without PUBLISH_URL, crashes stored and not yet announced are left, and listed.
  */
@@ -8,13 +8,11 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { BackgroundErrors } from '../background-errors.js';
 import { createMetrics } from '../metrics.js';
-import { Drainer } from '../drain/drainer.js';
-import { drainerOptions } from '../drain/drainer-options.js';
-import { PublishLoop } from '../drain/publish-loop.js';
-import { createPublisher } from '../publish/create-publisher.js';
+import { createDrainStage } from '../drain/drain-stage.js';
+import { createPublisher } from '../queue/create-publisher.js';
 import { createStorage } from '../storage/create-storage.js';
-import { SpoolRuntime } from '../spool/spool-runtime.js';
-import { listCrashes, type CrashListing } from '../spool/spool-queries.js';
+import { SpoolRuntime } from '../spool/runtime/runtime.js';
+import { listCrashes, type CrashListing } from '../spool/operator/queries.js';
 
 export interface DrainProgress {
   uploaded: number;
@@ -53,24 +51,20 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
   const publisher = createPublisher(config, logger);
   try {
     const storage = createStorage(config, logger);
-    // Nothing is received here: every upload slot is for the backlog.
-    const options = { ...drainerOptions(config), concurrencyWhileReceiving: config.drainConcurrency, yieldMaxMs: 0 };
-    const retry = options.retry;
-    const loop = publisher && new PublishLoop({ spool: spool.reader, writer: spool.writer, publisher, options: { concurrency: 4, retry }, logger, metrics });
-    const drainer = new Drainer({ spool: spool.reader, writer: spool.writer, storage, options, logger, metrics, ...(loop ? { onStored: () => loop.wake() } : {}) });
+    // Nothing is received here: no load to yield to, every upload slot is for the backlog.
+    const drain = await createDrainStage({ config, spool, storage, publisher, logger, metrics, errors, unannouncedStored: 'keep' });
+    const { drainer } = drain;
     const report = () => {
       const stats = spool.reader.stats();
       onProgress({ uploaded: drainer.uploaded, pending: stats.pending, stored: stats.stored, seconds: (Date.now() - started) / 1000 });
     };
     const progress = setInterval(errors.guard('drain_progress', report), PROGRESS_INTERVAL_MS);
     try {
-      drainer.start();
-      loop?.start();
-      if (await drainer.untilEmpty(started + maxMs)) await loop?.untilEmpty(started + maxMs);
+      drain.start();
+      await drain.untilEmpty(started + maxMs);
     } finally {
       clearInterval(progress);
-      drainer.stop();
-      loop?.stop();
+      drain.stop();
       storage.destroy();
       await publisher?.close();
     }

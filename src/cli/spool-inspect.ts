@@ -1,7 +1,7 @@
 /**
  * `scripts/spool-inspect`: see and act on a spool, on a live node or on a spool directory copied
  * from a dead one: the command line and its errors; one file per command in commands/, the work on
- * the spool in spool/ (spool-queries, spool-admin).
+ * the spool in spool/operator/ (queries, admin).
  *
  * Exit codes: 0 ok, 1 unknown crash ID, 2 bad arguments or an unusable spool (missing, damaged,
  * busy, other schema version) — always one line on stderr, never a stack trace.
@@ -11,9 +11,9 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SpoolLocked } from '../spool/spool-lock.js';
-import { CrashNotFound, SpoolUnusable } from '../spool/spool-inspection.js';
-import { ExportTargetExists } from '../spool/spool-queries.js';
+import { SpoolLocked } from '../spool/lock.js';
+import { CrashNotFound, SpoolUnusable } from '../spool/operator/inspection.js';
+import { ExportTargetExists } from '../spool/operator/queries.js';
 import { type Command, type Context, COMMON_OPTIONS, COMMON_HELP, PROGRAM, UsageError, type Values } from './command.js';
 import { write } from './format.js';
 import { summary } from './commands/summary.js';

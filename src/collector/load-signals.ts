@@ -9,7 +9,7 @@ import type { DrainerLoad } from '../drain/drainer.js';
 import { MachineCpu } from '../drain/machine-cpu.js';
 import { UPLOAD_SHARE_DEFAULTS, UploadShare } from '../drain/upload-share.js';
 import type { MemoryBudget } from '../report/memory-budget.js';
-import type { SpoolUsage } from '../spool/spool-usage.js';
+import type { SpoolUsage } from '../spool/runtime/usage.js';
 
 /** After the last report ended, how long the drainer still counts as yielding to receiving. */
 const RECEIVING_HOLD_MS = 1000;

@@ -11,11 +11,11 @@ import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createPublisher } from '../publish/create-publisher.js';
-import { PublishError } from '../publish/publisher.js';
-import { closeInspectedSpool, openSpoolForInspection } from '../spool/spool-inspection.js';
-import { lockSpool, SpoolLocked } from '../spool/spool-lock.js';
-import { SPOOL_FILE } from '../spool/spool-schema.js';
+import { createPublisher } from '../queue/create-publisher.js';
+import { PublishError } from '../queue/publisher.js';
+import { closeInspectedSpool, openSpoolForInspection } from '../spool/operator/inspection.js';
+import { lockSpool, SpoolLocked } from '../spool/lock.js';
+import { SPOOL_FILE } from '../spool/schema.js';
 import { createStorage } from '../storage/create-storage.js';
 import { StorageCheckFailed } from '../storage/storage.js';
 

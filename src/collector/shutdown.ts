@@ -1,17 +1,16 @@
 /**
  * The collector's graceful shutdown, in the order docs/OPERATIONS.md's "Shutdown and restart" gives:
  * the load balancer's heartbeat turns 503 → (LB grace) → no new connections, requests in flight
- * finished → the drainer uploads (and the publish loop announces) until the spool is empty or the deadline → the spool is
+ * finished → the drainer uploads (and the announcer announces) until the spool is empty or the deadline → the spool is
  * checkpointed and closed. Whatever is not uploaded by then stays in the spool for the next start.
  */
 import type { Config } from '../config.js';
-import type { Drainer } from '../drain/drainer.js';
+import type { DrainStage } from '../drain/drain-stage.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { SpoolRuntime } from '../spool/spool-runtime.js';
+import type { SpoolRuntime } from '../spool/runtime/runtime.js';
 import type { CrashStorage } from '../storage/storage.js';
-import type { PublishLoop } from '../drain/publish-loop.js';
-import type { CrashPublisher } from '../publish/publisher.js';
+import type { CrashPublisher } from '../queue/publisher.js';
 import type { Servers } from './servers.js';
 
 export interface CollectorParts {
@@ -21,11 +20,11 @@ export interface CollectorParts {
   /** What the HTTP app answers from: `routable` (lbheartbeat) and `accepting` (submit). */
   state: { routable: boolean; accepting: boolean };
   servers: Servers;
-  drainer: Drainer;
+  drain: DrainStage;
   storage: CrashStorage;
   spool: SpoolRuntime;
-  /** The processing queue and its publish loop, when PUBLISH_URL is set. */
-  queue: { publisher: CrashPublisher; loop: PublishLoop } | undefined;
+  /** The processing queue, when PUBLISH_URL is set. */
+  publisher: CrashPublisher | undefined;
   /** Stops the periodic work (load signals, spool upkeep). */
   stopTasks(): void;
 }
@@ -33,11 +32,12 @@ export interface CollectorParts {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 export async function shutdownCollector(parts: CollectorParts, reason: string): Promise<void> {
-  const { config, logger, drainer, spool } = parts;
+  const { config, logger, drain, spool } = parts;
+  const { drainer, announcer } = drain;
   const started = Date.now();
   const deadline = started + config.shutdownDeadlineSeconds * 1000;
   const uploadedBefore = drainer.uploaded;
-  const publishedBefore = parts.queue?.loop.published ?? 0;
+  const publishedBefore = announcer?.published ?? 0;
 
   parts.state.routable = false;
   logger.info({ reason, spooled: spool.reader.stats().pending }, 'shutdown: load balancer health now 503');
@@ -50,19 +50,16 @@ export async function shutdownCollector(parts: CollectorParts, reason: string): 
     // Otherwise the wait until the deadline looks like a hang.
     logger.warn({ deadline_in_ms: Math.max(0, deadline - Date.now()) }, 'shutdown: storage is down, so the spool cannot empty; waiting until the deadline, the rest is uploaded after the next start');
   }
-  const allUploaded = await drainer.untilEmpty(deadline);
-  // The deadline covers publishing too: what is stored and not yet announced stays for the next start.
-  const emptied = allUploaded && (parts.queue ? await parts.queue.loop.untilEmpty(deadline) : true);
-  drainer.stop();
-  parts.queue?.loop.stop();
+  const emptied = await drain.untilEmpty(deadline);
+  drain.stop();
   parts.stopTasks();
   // Uploads and publishes still in flight are cut now, at the deadline; their crashes stay in the spool.
   parts.storage.destroy();
-  await parts.queue?.publisher.close();
+  await parts.publisher?.close();
   parts.state.accepting = false;
 
   const left = spool.reader.stats();
-  if (parts.queue) parts.metrics.shutdownDrain.inc({ result: 'published' }, parts.queue.loop.published - publishedBefore);
+  if (announcer) parts.metrics.shutdownDrain.inc({ result: 'published' }, announcer.published - publishedBefore);
   const uploaded = drainer.uploaded - uploadedBefore;
   parts.metrics.shutdownDrain.inc({ result: 'uploaded' }, uploaded);
   parts.metrics.shutdownDrain.inc({ result: 'left' }, left.pending + left.stored);

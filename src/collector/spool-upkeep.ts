@@ -6,8 +6,8 @@
 import type { BackgroundErrors } from '../background-errors.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import type { SpoolRuntime } from '../spool/spool-runtime.js';
-import type { SpoolWriter } from '../spool/spool-writer.js';
+import type { SpoolRuntime } from '../spool/runtime/runtime.js';
+import type { SpoolWriter } from '../spool/runtime/writer.js';
 
 /** How often the spool byte count is re-read from the spool while it is above half its limit. */
 const USAGE_RESYNC_MS = 2000;

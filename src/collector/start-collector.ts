@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { BackgroundErrors } from '../background-errors.js';
 import { CannotStart } from '../cannot-start.js';
 import type { Config } from '../config.js';
-import { Drainer } from '../drain/drainer.js';
-import { drainerOptions } from '../drain/drainer-options.js';
+import { createDrainStage } from '../drain/drain-stage.js';
 import { createHeartbeat } from '../health/heartbeat.js';
 import { createApp, createMetricsApp } from '../http/app.js';
 import type { Logger } from '../logger.js';
@@ -21,22 +20,18 @@ import { loadThrottleRules, ThrottleRulesError } from '../policy/throttle-rules-
 import { Throttler } from '../policy/throttler.js';
 import { UploadTokens, UploadTokensError } from '../policy/upload-tokens.js';
 import { MemoryBudget } from '../report/memory-budget.js';
-import { SpoolDirUnusable, SpoolLocked } from '../spool/spool-lock.js';
-import type { SpoolReader } from '../spool/spool-reader.js';
-import { SpoolRuntime } from '../spool/spool-runtime.js';
-import { checkIntegrity, SPOOL_FILE, SpoolError } from '../spool/spool-schema.js';
+import { SpoolDirUnusable, SpoolLocked } from '../spool/lock.js';
+import type { SpoolReader } from '../spool/runtime/reader.js';
+import { SpoolRuntime } from '../spool/runtime/runtime.js';
+import { checkIntegrity, SPOOL_FILE, SpoolError } from '../spool/schema.js';
 import { createStorage } from '../storage/create-storage.js';
-import { PublishLoop, removeUnannounced } from '../drain/publish-loop.js';
-import { createPublisher } from '../publish/create-publisher.js';
-import type { CrashPublisher } from '../publish/publisher.js';
+import { createPublisher } from '../queue/create-publisher.js';
 import { readVersionInfo } from '../version.js';
 import { startLoadSignals } from './load-signals.js';
 import { startServers } from './servers.js';
 import { shutdownCollector } from './shutdown.js';
 import { startSpoolUpkeep } from './spool-upkeep.js';
 
-/** Batches of crash IDs published at once (SQS: 10 per batch). */
-const PUBLISH_CONCURRENCY = 4;
 /** Larger spools skip the start-up integrity check so start-up time does not grow with the spool. */
 const STARTUP_INTEGRITY_CHECK_MAX_BYTES = 256 * 1024 * 1024;
 
@@ -58,17 +53,10 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const memory = new MemoryBudget(config.inflightMaxBytes);
   const storage = createStorage(config, logger);
   const loadSignals = startLoadSignals(config, memory, spool.usage, errors);
-  const queue = await startPublishing(config, spool, logger, metrics);
-  const drainer = new Drainer({
-    spool: spool.reader,
-    writer: spool.writer,
-    storage,
-    options: drainerOptions(config),
-    logger,
-    metrics,
-    load: loadSignals.load,
-    ...(queue ? { onStored: () => queue.loop.wake() } : {}),
-  });
+  const publisher = createPublisher(config, logger);
+  const drain = await createDrainStage({ config, spool, storage, publisher, logger, metrics, errors, load: loadSignals.load, unannouncedStored: 'remove' });
+  const { drainer } = drain;
+  const queue = publisher && drain.announcer ? { publisher, announcer: drain.announcer } : undefined;
   const upkeep = startSpoolUpkeep(config, spool, logger, errors);
 
   const state = { routable: true, accepting: true };
@@ -121,10 +109,9 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     },
     'collector started',
   );
-  drainer.start();
-  queue?.loop.start();
+  drain.start();
 
-  const parts = { config, logger, metrics, state, servers, drainer, storage, spool, queue, stopTasks: () => (loadSignals.stop(), upkeep.stop()) };
+  const parts = { config, logger, metrics, state, servers, drain, storage, spool, publisher, stopTasks: () => (loadSignals.stop(), upkeep.stop()) };
   let shuttingDown: Promise<void> | undefined;
   return {
     address: servers.address,
@@ -181,22 +168,6 @@ function checkSpoolAtStart(config: Config, reader: SpoolReader, logger: Logger):
         '(keep it for recovery with scripts/spool-inspect) and start with an empty spool directory.',
     );
   }
-}
-
-/**
- * The publish loop when PUBLISH_URL is set. When it is empty, crashes a former configuration left
- * stored (in storage, never announced) leave the spool now, each logged: nobody is to be told.
- */
-async function startPublishing(config: Config, spool: SpoolRuntime, logger: Logger, metrics: Metrics): Promise<{ publisher: CrashPublisher; loop: PublishLoop } | undefined> {
-  const publisher = createPublisher(config, logger);
-  if (!publisher) {
-    const removed = await removeUnannounced(spool.reader, spool.writer, logger);
-    if (removed > 0) logger.warn({ removed }, 'crashes stored under an earlier PUBLISH_URL removed from the spool unannounced');
-    return undefined;
-  }
-  const retry = { baseMs: config.retryBaseSeconds * 1000, maxMs: config.retryMaxSeconds * 1000 };
-  const loop = new PublishLoop({ spool: spool.reader, writer: spool.writer, publisher, options: { concurrency: PUBLISH_CONCURRENCY, retry }, logger, metrics });
-  return { publisher, loop };
 }
 
 /** Brings the gauges up to date; run before each scrape. */

@@ -1,5 +1,5 @@
 import type { Dump } from '../crash.js';
-import type { SpooledCrash } from '../spool/spool-schema.js';
+import type { SpooledCrash } from '../spool/schema.js';
 import type { CrashStorage } from '../storage/storage.js';
 import { dumpKey, dumpNamesKey, rawCrashKey } from '../storage/storage-keys.js';
 

@@ -5,7 +5,7 @@
  * Why one file of ~430 lines: what to start next, the per-crash retry state and the storage-wide
  * pause all read and write the same in-flight set and retry map; each rule below is a few lines of
  * this one scheduler, and split apart they would pass its internals back and forth. What is apart:
- * the timing it shares with the publish loop (work-loop.ts) and the pure parts (backoff.ts,
+ * the timing it shares with the announcer (work-loop.ts) and the pure parts (backoff.ts,
  * upload-share.ts, crash-upload.ts).
  *
  * - I2 delete ⇒ uploaded: a crash is removed from the spool (or, when publishing, becomes
@@ -34,15 +34,16 @@
  *   `yieldMaxMs` or the spool is filling up (`spoolFillingUp`): a burst is absorbed, a sustained
  *   overload is not allowed to grow the backlog without bound.
  */
-import { BackgroundErrors } from '../background-errors.js';
+import type { BackgroundErrors } from '../background-errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { RetrySchedule } from './retry-schedule.js';
 import { WorkLoop } from './work-loop.js';
 import { uploadCrash } from './crash-upload.js';
-import type { SpooledCrash } from '../spool/spool-schema.js';
-import type { SpoolReader } from '../spool/spool-reader.js';
-import type { DrainedCrashes } from '../spool/spool-ports.js';
+import type { SpooledCrash } from '../spool/schema.js';
+import type { SpoolReader } from '../spool/runtime/reader.js';
+import type { DrainedCrashes } from '../spool/runtime/ports.js';
 import { StorageError, type CrashStorage } from '../storage/storage.js';
 
 const IDLE_RECHECK_MS = 30_000;
@@ -50,8 +51,6 @@ const IDLE_RECHECK_MS = 30_000;
 const OUTCOME_WINDOW = 20;
 /** Fewer recent requests than this say nothing about the storage as a whole. */
 const OUTAGE_MIN_SAMPLES = 10;
-/** A retry entry this long past due belongs to a crash that is gone from the spool. */
-const STALE_RETRY_MS = 10 * 60_000;
 /** How soon to look again when uploads are held back while reports are being received. */
 const RECEIVING_RECHECK_MS = 100;
 /** While uploads are paced for receiving (DrainerLoad.uploadsPaced): one start per this long. */
@@ -82,6 +81,13 @@ export interface DrainerOptions {
   maxAttempts: number;
 }
 
+/** What the drainer does with a crash once storage confirmed every object of it. */
+export type AfterStored =
+  /** Nobody is to be told: the crash leaves the spool (I2). */
+  | { kind: 'remove' }
+  /** Publishing (PUBLISH_URL): the crash becomes `stored`, and the announcer is woken to announce it (I13). */
+  | { kind: 'announce'; announcer: { wake(): void } };
+
 export interface DrainerDeps {
   /** The drainer's own reading connection. */
   spool: SpoolReader;
@@ -93,12 +99,9 @@ export interface DrainerDeps {
   metrics: Metrics;
   /** What it yields to; absent: nothing (it drains at DRAIN_CONCURRENCY). */
   load?: DrainerLoad;
-  /**
-   * With publishing (PUBLISH_URL): told after each crash became stored (its objects confirmed, its
-   * dumps gone from the spool), whose ID the publish loop then announces. Absent: an uploaded
-   * crash is removed from the spool at once.
-   */
-  onStored?: () => void;
+  afterStored: AfterStored;
+  /** Where a failed look for work is reported (I11). */
+  errors: BackgroundErrors;
 }
 
 export class Drainer {
@@ -108,37 +111,35 @@ export class Drainer {
   private readonly loop: WorkLoop;
   /** Outcomes of the last storage requests, newest last: confirmed, an error answer, or no answer. */
   private readonly recentOutcomes: RequestOutcome[] = [];
-  /** Crashes waiting out a backoff after a storage failure of their own: seq → when to retry, failures. */
-  private readonly retries = new Map<number, { at: number; failures: number }>();
+  /** Crashes waiting out a backoff after a storage failure of their own. */
+  private readonly retries: RetrySchedule;
   /** Keys storage has confirmed for crashes not yet removed, so a retry does not send them again. */
   private readonly confirmed = new Map<number, Set<string>>();
   private lastPacedStartAt = 0;
-  /** Crashes uploaded and removed since start. */
+  /** Crashes whose every object storage confirmed since start (removed, or stored to be announced). */
   uploaded = 0;
   /** Time of the last successful upload (ms), for health checks. */
   lastSuccessAt: number | undefined;
-  private readonly errors: BackgroundErrors;
-
   private readonly spool: SpoolReader;
   private readonly writer: DrainedCrashes;
   private readonly options: DrainerOptions;
   private readonly logger: Logger;
   private readonly metrics: Metrics;
   private readonly load: DrainerLoad;
-  private readonly onStored: (() => void) | undefined;
+  private readonly afterStored: AfterStored;
 
-  constructor({ spool, writer, storage, options, logger, metrics, load, onStored }: DrainerDeps) {
-    this.onStored = onStored;
+  constructor({ spool, writer, storage, options, logger, metrics, load, afterStored, errors }: DrainerDeps) {
+    this.afterStored = afterStored;
+    this.retries = new RetrySchedule(options.retry);
     this.spool = spool;
     this.writer = writer;
     this.options = options;
     this.logger = logger;
     this.metrics = metrics;
     this.load = load ?? { receiving: () => false, spoolFillingUp: () => false };
-    this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
     // A spool read failing in a look for work (SQLITE_BUSY behind an operator's long transaction,
     // a disk gone) is reported, and the loop looks again after a pause.
-    this.loop = new WorkLoop(() => this.lookForWork(), (error) => this.errors.report('drain_schedule', error), options.retry);
+    this.loop = new WorkLoop(() => this.lookForWork(), (error) => errors.report('drain_schedule', error), options.retry);
     this.requests = {
       description: storage.description,
       put: async (...args) => {
@@ -246,7 +247,7 @@ export class Drainer {
       this.lastPacedStartAt = now;
     }
     if (slots > 0) {
-      for (const crash of this.spool.due(now, slots, this.notStartable(now))) {
+      for (const crash of this.spool.due(now, slots, this.retries.notStartable(now, this.inflight.keys()))) {
         // Oldest first: a crash that does not fit now waits for room rather than being overtaken.
         if (this.inflight.size > 0 && this.inflightBytes + crash.bytes > this.options.maxInflightBytes) break;
         this.inflightBytes += crash.bytes;
@@ -257,7 +258,7 @@ export class Drainer {
       // Held back for receiving: catch the moment it stops rather than the next upload's end.
       if (limit < this.options.concurrency && !this.loop.paused) this.loop.schedule(now + RECEIVING_RECHECK_MS);
       else {
-        const retryAt = this.nextRetryAt(now);
+        const retryAt = this.retries.nextAt(now);
         if (retryAt !== undefined) this.loop.schedule(retryAt);
       }
       return;
@@ -271,26 +272,8 @@ export class Drainer {
       return;
     }
     // Due crashes may all be waiting out their own retry delay: wake for whichever comes first.
-    const wakeAt = Math.min(nextDueAt > now ? nextDueAt : Infinity, this.nextRetryAt(now) ?? Infinity);
+    const wakeAt = Math.min(nextDueAt > now ? nextDueAt : Infinity, this.retries.nextAt(now) ?? Infinity);
     this.loop.schedule(Number.isFinite(wakeAt) ? Math.max(wakeAt, now + 10) : now + 10);
-  }
-
-  /** Crashes not to start now: uploading, or waiting out a retry delay. */
-  private notStartable(now: number): Set<number> {
-    const skip = new Set(this.inflight.keys());
-    for (const [seq, retry] of this.retries) {
-      if (retry.at > now) skip.add(seq);
-      // Long due and never retried: the crash left the spool another way (an operator's purge).
-      else if (now - retry.at > STALE_RETRY_MS) this.retries.delete(seq);
-    }
-    return skip;
-  }
-
-  /** The earliest retry time still ahead, if any. */
-  private nextRetryAt(now: number): number | undefined {
-    let next: number | undefined;
-    for (const retry of this.retries.values()) if (retry.at > now && (next === undefined || retry.at < next)) next = retry.at;
-    return next;
   }
 
   private recordOutcome(outcome: RequestOutcome): void {
@@ -305,7 +288,7 @@ export class Drainer {
 
   /** The crash is done with (removed or dead-lettered): forget its retry state. */
   private forget(seq: number): void {
-    this.retries.delete(seq);
+    this.retries.forget(seq);
     this.confirmed.delete(seq);
   }
 
@@ -324,10 +307,10 @@ export class Drainer {
       if (this.loop.stopped) return;
       let removed: boolean;
       try {
-        // Publishing: the crash waits, stored, for the queue (publish-loop.ts); else it is done with.
-        removed = this.onStored
-          ? await this.writer.markStored({ ...crash, rawCrashBytes: Buffer.byteLength(crash.rawCrashJson) })
-          : await this.writer.remove(crash);
+        removed =
+          this.afterStored.kind === 'announce'
+            ? await this.writer.markStored({ ...crash, rawCrashBytes: Buffer.byteLength(crash.rawCrashJson) })
+            : await this.writer.remove(crash);
       } catch (error) {
         // Uploaded but still spooled: it is uploaded again later, which rewrites the same bytes.
         const delay = this.loop.pause();
@@ -348,7 +331,7 @@ export class Drainer {
         { crash_id: crash.crashId, bytes: crash.bytes, ms: Math.round(seconds * 1000), attempts: crash.attempts + 1 },
         'crash uploaded',
       );
-      this.onStored?.();
+      if (this.afterStored.kind === 'announce') this.afterStored.announcer.wake();
     } catch (error) {
       if (!this.loop.stopped) await this.recordFailure(crash, error);
     } finally {
@@ -388,9 +371,7 @@ export class Drainer {
         // so the first request it takes again is soon made.
         this.loop.holdFor(this.options.retry.baseMs);
       }
-      const failures = (this.retries.get(crash.seq)?.failures ?? 0) + 1;
-      const delay = backoffDelay(this.options.retry, failures);
-      this.retries.set(crash.seq, { at: Date.now() + delay, failures });
+      const { delay } = this.retries.failed(crash.seq);
       this.logger.warn(
         { crash_id: crash.crashId, error: message, retry_in_ms: delay, confirmed_objects: this.confirmed.get(crash.seq)?.size ?? 0 },
         'storage request failed; retrying this crash',

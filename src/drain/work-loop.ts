@@ -1,5 +1,5 @@
 /**
- * The timing the drain stage's two loops share (the drainer and the publish loop): look for work
+ * The timing the drain stage's two loops share (the drainer and the announcer): look for work
  * on the next turn when woken, or at a time; stop; tell those waiting once nothing is left; and a
  * pause after a dependency failed as a whole, one step longer for each failure in a row (jittered
  * backoff, at most 5 s: one try every 5 s costs the dependency nothing, and work resumes within 5 s

@@ -1,7 +1,7 @@
 /**
  * `/__heartbeat__`: named checks an operator's monitoring can alert on before crashes are lost.
  * With PUBLISH_URL, `queue` is probed the way storage is (in the background, reported with its
- * age) and also fails while the publish loop is paused after the queue failed as a whole.
+ * age) and also fails while the announcer is paused after the queue failed as a whole.
  * 200 when all pass, 503 with every check's details otherwise. It answers within a second whatever
  * storage does: the storage check is a real request made in the background every few seconds, and
  * the heartbeat reports its last result with its age (or `timeout` while one hangs) — it never waits
@@ -10,12 +10,12 @@
  * alert rules decide.
  */
 import type { Drainer } from '../drain/drainer.js';
-import type { SpoolReader, SpoolStats } from '../spool/spool-reader.js';
-import type { SpoolProbe } from '../spool/spool-ports.js';
-import { spoolFailureReason } from '../spool/spool-errors.js';
+import type { SpoolReader, SpoolStats } from '../spool/runtime/reader.js';
+import type { SpoolProbe } from '../spool/runtime/ports.js';
+import { spoolFailureReason } from '../spool/runtime/errors.js';
 import type { CrashStorage } from '../storage/storage.js';
-import type { CrashPublisher } from '../publish/publisher.js';
-import type { PublishLoop } from '../drain/publish-loop.js';
+import type { CrashPublisher } from '../queue/publisher.js';
+import type { Announcer } from '../drain/announcer.js';
 import { dockerflowHeartbeat, type Check, type DockerflowHeartbeat } from './dockerflow.js';
 
 export interface HealthOptions {
@@ -31,8 +31,8 @@ export interface HeartbeatDeps {
   writer: SpoolProbe;
   storage: CrashStorage;
   drainer: Drainer;
-  /** The processing queue and its publish loop, when PUBLISH_URL is set. */
-  queue?: { publisher: CrashPublisher; loop: PublishLoop };
+  /** The processing queue and its announcer, when PUBLISH_URL is set. */
+  queue?: { publisher: CrashPublisher; announcer: Announcer };
   startedAt: number;
   options: HealthOptions;
 }
@@ -160,7 +160,7 @@ export function createHeartbeat({ spool, writer, storage, drainer, queue, starte
    */
   const dependenciesUp = (now = Date.now()): { storage: boolean; queue?: boolean } => ({
     storage: storageProbe.check(now).ok && !drainer.paused,
-    ...(queue && queueProbe ? { queue: queueProbe.check(now).ok && !queue.loop.paused } : {}),
+    ...(queue && queueProbe ? { queue: queueProbe.check(now).ok && !queue.announcer.paused } : {}),
   });
 
   const check = async (): Promise<{ httpStatus: 200 | 503; body: DockerflowHeartbeat }> => {
@@ -181,7 +181,7 @@ export function createHeartbeat({ spool, writer, storage, drainer, queue, starte
       } catch {
         // the spool checks above say what is wrong with reading the spool
       }
-      checks['queue'] = { ...probe, ok: probe.ok && !queue.loop.paused, paused_after_failure: queue.loop.paused, published: queue.loop.published, ...waiting };
+      checks['queue'] = { ...probe, ok: probe.ok && !queue.announcer.paused, paused_after_failure: queue.announcer.paused, published: queue.announcer.published, ...waiting };
     }
     return dockerflowHeartbeat(checks);
   };

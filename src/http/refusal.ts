@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { Overloaded } from '../report/memory-budget.js';
 import { ClientGone, ReportRejected } from '../report/report-refusal.js';
-import { spoolFailureReason } from '../spool/spool-errors.js';
+import { spoolFailureReason } from '../spool/runtime/errors.js';
 
 export const RETRY_AFTER_SECONDS = '30';
 

@@ -17,7 +17,7 @@ import type { RateLimits } from '../policy/rate-limit.js';
 import type { ThrottleDecision, Throttler } from '../policy/throttler.js';
 import type { UploadToken, UploadTokens } from '../policy/upload-tokens.js';
 import type { MemoryBudget, Reservation } from '../report/memory-budget.js';
-import type { CrashAppender } from '../spool/spool-ports.js';
+import type { CrashAppender } from '../spool/runtime/ports.js';
 import { parseReport } from '../report/report-parser.js';
 import { ClientGone } from '../report/report-refusal.js';
 import { parseRefusal, senderRefusal, spoolRefusal, unexpectedRefusal } from './refusal.js';

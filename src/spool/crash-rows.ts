@@ -3,10 +3,10 @@
  * docs/INVARIANTS.md). Each names the crash by its row number *and* its crash ID, so a caller holding a crash that has
  * left the spool meanwhile (an operator's purge during its upload) changes nothing rather than
  * another crash; each says whether the crash was there. Row numbers are never reused besides
- * (`AUTOINCREMENT`, spool.ts), so dumps and bodies, found by row number, belong to that crash.
+ * (`AUTOINCREMENT`, schema.ts), so dumps and bodies, found by row number, belong to that crash.
  */
 import type Database from 'better-sqlite3';
-import type { CrashState } from './spool-schema.js';
+import type { CrashState } from './schema.js';
 
 /** What names one spooled crash. */
 export interface CrashRef {

@@ -1,5 +1,5 @@
 /**
- * The dedup index: which crash ID a report (identity + content, see http/report-identity.ts) got.
+ * The dedup index: which crash ID a report (identity + content, see intake/report-identity.ts) got.
  *
  * On disk it is an append-only log in the spool, written in the crash's own transaction, so it is
  * exactly as durable as the crashes and outlives their rows (a retry after the upload still finds

@@ -6,8 +6,8 @@ import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client 
 import { randomBytes } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type * as SchemaModule from '../../src/spool/spool-schema.js';
-import type * as ReaderModule from '../../src/spool/spool-reader.js';
+import type * as SchemaModule from '../../src/spool/schema.js';
+import type * as ReaderModule from '../../src/spool/runtime/reader.js';
 import type * as KeysModule from '../../src/storage/storage-keys.js';
 
 const DIST = new URL('../../dist/', import.meta.url);
@@ -75,8 +75,8 @@ export interface RawPutResult {
  */
 export async function rawPutLoop(s3: S3Endpoint, spoolDir: string, prefix: string, concurrency: number): Promise<RawPutResult> {
   const spool = {
-    ...((await import(new URL('spool/spool-schema.js', DIST).href)) as typeof SchemaModule),
-    ...((await import(new URL('spool/spool-reader.js', DIST).href)) as typeof ReaderModule),
+    ...((await import(new URL('spool/schema.js', DIST).href)) as typeof SchemaModule),
+    ...((await import(new URL('spool/runtime/reader.js', DIST).href)) as typeof ReaderModule),
   };
   const keys = (await import(new URL('storage/storage-keys.js', DIST).href)) as typeof KeysModule;
   const db = spool.openSpoolDatabase(spoolDir, { durability: 'normal', create: false, readonly: true });

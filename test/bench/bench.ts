@@ -597,7 +597,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
 
     // ---- 5: restart with a big spool ----------------------------------------------------------
     if (runs('restart')) {
-      progress(`restart: filling a spool with ${settings.restartCrashes} crashes of ${settings.restartDumpBytes} B (dist/spool/spool-schema.js)`);
+      progress(`restart: filling a spool with ${settings.restartCrashes} crashes of ${settings.restartDumpBytes} B (dist/spool/schema.js)`);
       const restartDir = scratchDir('restart');
       const filled = await execFileAsync(
         process.execPath,

@@ -1,6 +1,6 @@
 /**
  * Fills a spool directory with many small crashes, fast, through the collector's own code: the
- * built `dist/spool/spool-schema.js` opens (and creates) the spool with its schema and pragmas, and
+ * built `dist/spool/schema.js` opens (and creates) the spool with its schema and pragmas, and
  * `dist/http/raw-crash.js` makes each raw crash as the collector does. Run `npm run build` first.
  *
  *     node --import tsx test/bench/fill-spool.ts --spool DIR [--count 100000] [--dump-bytes 1024]
@@ -13,7 +13,7 @@ import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type * as SpoolModule from '../../src/spool/spool-schema.js';
+import type * as SpoolModule from '../../src/spool/schema.js';
 import type * as RawCrashModule from '../../src/intake/raw-crash.js';
 import type * as CrashModule from '../../src/crash.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
@@ -28,7 +28,7 @@ export interface FillResult {
 }
 
 export async function fillSpool(dir: string, count: number, dumpBytes: number): Promise<FillResult> {
-  const spool = (await import(new URL('spool/spool-schema.js', DIST).href)) as typeof SpoolModule;
+  const spool = (await import(new URL('spool/schema.js', DIST).href)) as typeof SpoolModule;
   const rawCrash = (await import(new URL('intake/raw-crash.js', DIST).href)) as typeof RawCrashModule;
   const crashModule = (await import(new URL('crash.js', DIST).href)) as typeof CrashModule;
   const fixture = loadFixtureDumps().get('linux_raise_sigabrt.dmp')!;

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { deletePrefix, s3Target } from '../helpers/stored-crashes.js';
 import { dumpKey, rawCrashKey } from '../../src/storage/storage-keys.js';
-import { SCHEMA_VERSION } from '../../src/spool/spool-schema.js';
+import { SCHEMA_VERSION } from '../../src/spool/schema.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/spool-v2/', import.meta.url));
 

@@ -5,7 +5,7 @@
  *
  * The real side goes through the functions the collector, the drainer and spool-inspect use: the
  * spool writer thread (`SpoolWriter`: append with its dedup key, remove, recordFailure), the
- * drainer's reader connection (`SpoolReader.due`, `dumps`), and spool-admin's `purge*` and
+ * drainer's reader connection (`SpoolReader.due`, `dumps`), and spool/operator/admin's `purge*` and
  * `requeue*` on an operator's connection of their own. `restart` closes everything cleanly and
  * opens it again; `kill` ends the writer thread at once with appends still queued (the model then
  * accepts either outcome for exactly those appends, and nothing else).
@@ -24,12 +24,12 @@ import { isDeepStrictEqual } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { newCrashId } from '../../src/crash-id.js';
 import type { Crash } from '../../src/crash.js';
-import { closeInspectedSpool, openSpoolForInspection } from '../../src/spool/spool-inspection.js';
-import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash } from '../../src/spool/spool-admin.js';
-import { closeSpoolDatabase, openSpoolDatabase, type CrashState, type SpooledCrash } from '../../src/spool/spool-schema.js';
-import { SpoolReader } from '../../src/spool/spool-reader.js';
-import { SpoolUsage } from '../../src/spool/spool-usage.js';
-import { SpoolWriter } from '../../src/spool/spool-writer.js';
+import { closeInspectedSpool, openSpoolForInspection } from '../../src/spool/operator/inspection.js';
+import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash } from '../../src/spool/operator/admin.js';
+import { closeSpoolDatabase, openSpoolDatabase, type CrashState, type SpooledCrash } from '../../src/spool/schema.js';
+import { SpoolReader } from '../../src/spool/runtime/reader.js';
+import { SpoolUsage } from '../../src/spool/runtime/usage.js';
+import { SpoolWriter } from '../../src/spool/runtime/writer.js';
 import { seededRandom } from '../helpers/random.js';
 
 /** One step. Crashes are named by the report that made them (`report`), picks by index into what is there at run time. */
@@ -334,7 +334,7 @@ export async function run(ops: readonly Op[]): Promise<void> {
         return;
       }
       case 'publish': {
-        // The publish loop: the longest-waiting stored crashes, then a remove once the queue confirmed.
+        // The announcer: the longest-waiting stored crashes, then a remove once the queue confirmed.
         const expected = model.filter((crash) => crash.state === 'stored');
         const offered = real.reader.stored(4, new Set()).map((crash) => crash.crashId);
         if (!isDeepStrictEqual(offered, expected.slice(0, 4).map((crash) => crash.crashId))) fail(`stored offered [${offered.join(', ')}]`);

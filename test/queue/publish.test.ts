@@ -6,10 +6,9 @@
  * (SQS) or ack (AMQP); each message is checked the moment it is read: its body is a crash ID and
  * nothing else, and that crash's raw crash is already in storage.
  */
-import { after, test, type TestContext } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
-import { isCrashId } from '../../src/crash-id.js';
 import { rawCrashKey } from '../../src/storage/storage-keys.js';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
@@ -22,6 +21,7 @@ import { sleep } from '../helpers/raw-socket.js';
 import { deletePrefix, s3Target, type S3TestTarget } from '../helpers/stored-crashes.js';
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 import { checksOf } from '../helpers/heartbeat.js';
+import { expectAnnounced, spoolCount, until } from '../helpers/announced.js';
 
 const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length < 100_000);
 const cleanups: (() => unknown)[] = [];
@@ -44,41 +44,6 @@ async function queueOf(kind: 'sqs' | 'amqp'): Promise<TestQueue> {
 
 async function post(collector: CollectorProcess, count: number, acked: string[]): Promise<void> {
   for (let sent = 0; sent < count; sent++) acked.push(crashIdFrom(await postReport(collector.url, makeReport('breakpad', dumps[sent % dumps.length]!))));
-}
-
-async function until(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(100);
-  }
-}
-
-const spoolCount = async (collector: CollectorProcess, state: string) => metric(await scrape(collector.url), 'crashspool_spool_crashes', { state });
-
-/**
- * Reads the queue until every acknowledged crash was announced (or the time is up), checking each
- * message as it is read; returns how many messages came and how many were repeats.
- */
-async function expectAnnounced(t: TestContext, queue: TestQueue, target: S3TestTarget, acked: readonly string[], timeoutMs = 60_000, unacknowledgedAllowed = 0) {
-  const seen = new Map<string, number>();
-  const deadline = Date.now() + timeoutMs;
-  while ([...acked].some((crashId) => !seen.has(crashId)) && Date.now() < deadline) {
-    for (const body of await queue.receive()) {
-      assert.ok(isCrashId(body), `a message body is a crash ID and nothing else: ${JSON.stringify(body)}`);
-      assert.ok(await target.reader.get(rawCrashKey(body)), `announced ${body} before its raw crash was in storage`);
-      seen.set(body, (seen.get(body) ?? 0) + 1);
-    }
-    await sleep(100);
-  }
-  const missing = acked.filter((crashId) => !seen.has(crashId));
-  const messages = [...seen.values()].reduce((sum, count) => sum + count, 0);
-  t.diagnostic(`${acked.length} acknowledged, ${seen.size} announced in ${messages} messages (${messages - seen.size} repeats), ${missing.length} missing`);
-  assert.deepEqual(missing, [], 'every acknowledged crash is announced');
-  // A crash committed just before a kill reached no client: announced (it is in storage), never acknowledged.
-  const unacknowledged = [...seen.keys()].filter((crashId) => !acked.includes(crashId));
-  assert.ok(unacknowledged.length <= unacknowledgedAllowed, `announced but never acknowledged: ${unacknowledged.join(', ')}`);
-  return { messages, repeats: messages - seen.size };
 }
 
 for (const kind of ['sqs', 'amqp'] as const) {

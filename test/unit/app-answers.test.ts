@@ -25,8 +25,8 @@ import { loadThrottleRules } from '../../src/policy/throttle-rules-file.js';
 import { Throttler } from '../../src/policy/throttler.js';
 import { UploadTokens } from '../../src/policy/upload-tokens.js';
 import { MemoryBudget } from '../../src/report/memory-budget.js';
-import type { CrashAppender } from '../../src/spool/spool-ports.js';
-import { SpoolFull } from '../../src/spool/spool-usage.js';
+import type { CrashAppender } from '../../src/spool/runtime/ports.js';
+import { SpoolFull } from '../../src/spool/runtime/usage.js';
 import { FIXTURES_DIR } from '../helpers/fixtures.js';
 import { multipart } from '../helpers/multipart.js';
 

@@ -1,7 +1,7 @@
 /** When the spool writer asks for a WAL checkpoint: a long window only while uploads keep up. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkpointDue } from '../../src/spool/spool-writer.js';
+import { checkpointDue } from '../../src/spool/runtime/checkpoint-policy.js';
 
 const MiB = 1024 * 1024;
 const window = (appended: number, removed: number) => ({ walBytes: appended + (removed > 0 ? 16 * 1024 : 0), appendedBytes: appended, removedBytes: removed });

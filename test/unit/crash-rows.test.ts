@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
-import { closeInspectedSpool, openSpoolForInspection } from '../../src/spool/spool-inspection.js';
-import { purgeCrash } from '../../src/spool/spool-admin.js';
+import { closeInspectedSpool, openSpoolForInspection } from '../../src/spool/operator/inspection.js';
+import { purgeCrash } from '../../src/spool/operator/admin.js';
 import { CrashRows } from '../../src/spool/crash-rows.js';
-import { closeSpoolDatabase, openSpoolDatabase, SCHEMA_VERSION, SPOOL_FILE } from '../../src/spool/spool-schema.js';
-import { SpoolReader } from '../../src/spool/spool-reader.js';
-import { SpoolStore, type WriteOp } from '../../src/spool/spool-store.js';
+import { closeSpoolDatabase, openSpoolDatabase, SCHEMA_VERSION, SPOOL_FILE } from '../../src/spool/schema.js';
+import { SpoolReader } from '../../src/spool/runtime/reader.js';
+import { SpoolStore, type WriteOp } from '../../src/spool/runtime/store.js';
 
 const V2_SPOOL = fileURLToPath(new URL('../fixtures/spool-v2/spool.db', import.meta.url));
 

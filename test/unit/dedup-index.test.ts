@@ -8,8 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { openSpoolDatabase } from '../../src/spool/spool-schema.js';
-import { SpoolStore, type WriteOp } from '../../src/spool/spool-store.js';
+import { openSpoolDatabase } from '../../src/spool/schema.js';
+import { SpoolStore, type WriteOp } from '../../src/spool/runtime/store.js';
 
 const append = (identity: string, content: string, receivedAt: number, crashId = randomUUID()): WriteOp => ({
   kind: 'append',

@@ -5,6 +5,7 @@
  * drainer looks again after a pause. Real spool, real writer thread; storage stores in memory.
  */
 import { test } from 'node:test';
+import { BackgroundErrors } from '../../src/background-errors.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +16,10 @@ import { newCrashId } from '../../src/crash-id.js';
 import type { Crash } from '../../src/crash.js';
 import { Drainer } from '../../src/drain/drainer.js';
 import { createMetrics } from '../../src/metrics.js';
-import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool-schema.js';
-import { SpoolReader } from '../../src/spool/spool-reader.js';
-import { SpoolUsage } from '../../src/spool/spool-usage.js';
-import { SpoolWriter } from '../../src/spool/spool-writer.js';
+import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/schema.js';
+import { SpoolReader } from '../../src/spool/runtime/reader.js';
+import { SpoolUsage } from '../../src/spool/runtime/usage.js';
+import { SpoolWriter } from '../../src/spool/runtime/writer.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 
 const busy = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
@@ -78,6 +79,8 @@ test('I11: the drainer\'s due-time reads failing once are logged and counted, an
     logger,
     metrics,
     load: { receiving: () => receiving, spoolFillingUp: () => false },
+    afterStored: { kind: 'remove' },
+    errors: new BackgroundErrors(logger, metrics.backgroundErrors),
   });
   try {
     // An empty spool: the first look asks for the next due time and fails.

@@ -5,6 +5,7 @@
  * test/integration/operations.test.ts ("acks come first").
  */
 import { test } from 'node:test';
+import { BackgroundErrors } from '../../src/background-errors.js';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,10 +14,10 @@ import { newCrashId } from '../../src/crash-id.js';
 import { Drainer, type DrainerLoad } from '../../src/drain/drainer.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool-schema.js';
-import { DUE_SQL, SpoolReader } from '../../src/spool/spool-reader.js';
-import { SpoolStore } from '../../src/spool/spool-store.js';
-import type { DrainedCrashes } from '../../src/spool/spool-ports.js';
+import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/schema.js';
+import { DUE_SQL, SpoolReader } from '../../src/spool/runtime/reader.js';
+import { SpoolStore } from '../../src/spool/runtime/store.js';
+import type { DrainedCrashes } from '../../src/spool/runtime/ports.js';
 import { StorageError, type CrashStorage } from '../../src/storage/storage.js';
 
 /** Stores nothing; records the most crashes it was ever storing at once (by crash ID in the key). */
@@ -108,6 +109,8 @@ async function withDrainer<T>(
       logger: createLogger('silent'),
       metrics: createMetrics(),
       load,
+      afterStored: { kind: 'remove' },
+      errors: new BackgroundErrors(createLogger('silent'), createMetrics().backgroundErrors),
     });
     drainer.start();
     try {

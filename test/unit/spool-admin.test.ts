@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
 import { formatDuration, parseDuration } from '../../src/duration.js';
-import { attemptsHistogram, errorKind, groupErrors, listCrashes, normalizeCrashId, showCrash, spoolSummary } from '../../src/spool/spool-queries.js';
-import { closeInspectedSpool, CrashNotFound, openSpoolForInspection, SpoolUnusable } from '../../src/spool/spool-inspection.js';
-import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash, type PurgedCrash } from '../../src/spool/spool-admin.js';
-import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/spool-schema.js';
+import { attemptsHistogram, errorKind, groupErrors, listCrashes, normalizeCrashId, showCrash, spoolSummary } from '../../src/spool/operator/queries.js';
+import { closeInspectedSpool, CrashNotFound, openSpoolForInspection, SpoolUnusable } from '../../src/spool/operator/inspection.js';
+import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash, type PurgedCrash } from '../../src/spool/operator/admin.js';
+import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/schema.js';
 
 test('parseDuration reads <number><unit> with s, m, h, d (and ms, w)', () => {
   assert.equal(parseDuration('30s'), 30_000);

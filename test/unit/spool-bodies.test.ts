@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
-import { closeSpoolDatabase, openSpoolDatabase, SCHEMA_VERSION, SPOOL_FILE } from '../../src/spool/spool-schema.js';
-import { SpoolReader, StoredDumps } from '../../src/spool/spool-reader.js';
-import { SpoolStore, type WriteOp } from '../../src/spool/spool-store.js';
+import { closeSpoolDatabase, openSpoolDatabase, SCHEMA_VERSION, SPOOL_FILE } from '../../src/spool/schema.js';
+import { SpoolReader } from '../../src/spool/runtime/reader.js';
+import { StoredDumps } from '../../src/spool/stored-dumps.js';
+import { SpoolStore, type WriteOp } from '../../src/spool/runtime/store.js';
 
 function withSpoolDir<T>(use: (dir: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), 'crashspool-bodies-'));

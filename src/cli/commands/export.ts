@@ -1,6 +1,6 @@
 /** `spool-inspect export`: one crash's raw_crash.json and dumps, bytes exactly as spooled. */
 import { resolve } from 'node:path';
-import { exportCrash } from '../../spool/spool-queries.js';
+import { exportCrash } from '../../spool/operator/queries.js';
 import { type Command, crashIdArgument, withSpool } from '../command.js';
 import { write, writeJson, formatBytes, table } from '../format.js';
 

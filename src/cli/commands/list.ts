@@ -1,5 +1,5 @@
 /** `spool-inspect list`: the crashes in a spool, one per line, filtered and ordered. */
-import { listCrashes, type CrashListing } from '../../spool/spool-queries.js';
+import { listCrashes, type CrashListing } from '../../spool/operator/queries.js';
 import { type Command, stateOption, limitOption, durationOption, withSpool } from '../command.js';
 import { write, writeJson, iso, formatBytes, oneLine, table } from '../format.js';
 

@@ -1,5 +1,5 @@
 /** `spool-inspect purge`: deletes crashes for good, logging each one (I6). */
-import { purgeAllDead, purgeCandidates, purgeCrash, type PurgedCrash } from '../../spool/spool-admin.js';
+import { purgeAllDead, purgeCandidates, purgeCrash, type PurgedCrash } from '../../spool/operator/admin.js';
 import { type Command, PROGRAM, target, withSpool, operatorLogger } from '../command.js';
 import { write, writeJson, formatBytes } from '../format.js';
 

@@ -1,5 +1,5 @@
 /** `spool-inspect requeue`: dead-letter crashes back to pending. */
-import { requeueAllDead, requeueCrash } from '../../spool/spool-admin.js';
+import { requeueAllDead, requeueCrash } from '../../spool/operator/admin.js';
 import { type Command, target, withSpool, operatorLogger } from '../command.js';
 import { write, writeJson } from '../format.js';
 

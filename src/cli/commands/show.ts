@@ -1,5 +1,5 @@
 /** `spool-inspect show`: one crash: its raw crash, dumps with sizes and checksums, state and last error. */
-import { showCrash } from '../../spool/spool-queries.js';
+import { showCrash } from '../../spool/operator/queries.js';
 import { type Command, crashIdArgument, withSpool } from '../command.js';
 import { write, writeJson, iso, formatBytes, oneLine, table, keyValues, ago } from '../format.js';
 import { listingJson } from './list.js';

@@ -1,5 +1,5 @@
 /** `spool-inspect summary`: counts, ages, attempts, errors, file sizes and the integrity check of a spool. */
-import { spoolIntegrity, spoolSummary } from '../../spool/spool-queries.js';
+import { spoolIntegrity, spoolSummary } from '../../spool/operator/queries.js';
 import { type Command, PROGRAM, withSpool } from '../command.js';
 import { write, writeJson, iso, ageSeconds, formatBytes, oneLine, table, keyValues, ago } from '../format.js';
 

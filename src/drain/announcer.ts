@@ -13,18 +13,19 @@
  * - Its look for work runs from timers: an error there is reported (BackgroundErrors) and the loop
  *   pauses; it never ends the process (I11).
  */
-import { BackgroundErrors } from '../background-errors.js';
+import type { BackgroundErrors } from '../background-errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { PublishError, type CrashPublisher } from '../publish/publisher.js';
-import type { StoredCrash, SpoolReader } from '../spool/spool-reader.js';
-import type { DrainedCrashes } from '../spool/spool-ports.js';
-import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { PublishError, type CrashPublisher } from '../queue/publisher.js';
+import type { StoredCrash, SpoolReader } from '../spool/runtime/reader.js';
+import type { DrainedCrashes } from '../spool/runtime/ports.js';
+import type { BackoffPolicy } from './backoff.js';
+import { RetrySchedule } from './retry-schedule.js';
 import { WorkLoop } from './work-loop.js';
 
 const IDLE_RECHECK_MS = 30_000;
 
-export interface PublishLoopDeps {
+export interface AnnouncerDeps {
   spool: SpoolReader;
   writer: DrainedCrashes;
   publisher: CrashPublisher;
@@ -32,21 +33,22 @@ export interface PublishLoopDeps {
   options: { concurrency: number; retry: BackoffPolicy };
   logger: Logger;
   metrics: Metrics;
+  /** Where a failed look for work is reported (I11). */
+  errors: BackgroundErrors;
 }
 
-export class PublishLoop {
+export class Announcer {
   private readonly spool: SpoolReader;
   private readonly writer: DrainedCrashes;
   private readonly publisher: CrashPublisher;
-  private readonly options: PublishLoopDeps['options'];
+  private readonly options: AnnouncerDeps['options'];
   private readonly logger: Logger;
   private readonly metrics: Metrics;
-  private readonly errors: BackgroundErrors;
   /** Row numbers (never reused, I7) of the crashes in a batch being published. */
   private readonly inflight = new Set<number>();
   private batches = 0;
-  /** Crashes the queue refused one by one: row number → when to retry, failures. */
-  private readonly retries = new Map<number, { at: number; failures: number }>();
+  /** Crashes the queue refused one by one, waiting out their backoff. */
+  private readonly retries: RetrySchedule;
   /** When to look for work, and the pause after the queue failed as a whole. */
   private readonly loop: WorkLoop;
   /** Crashes announced and removed since start. */
@@ -54,15 +56,15 @@ export class PublishLoop {
   /** When the queue last confirmed a publish (ms), for health checks. */
   lastSuccessAt: number | undefined;
 
-  constructor({ spool, writer, publisher, options, logger, metrics }: PublishLoopDeps) {
+  constructor({ spool, writer, publisher, options, logger, metrics, errors }: AnnouncerDeps) {
     this.spool = spool;
     this.writer = writer;
     this.publisher = publisher;
     this.options = options;
     this.logger = logger;
     this.metrics = metrics;
-    this.errors = new BackgroundErrors(logger, metrics.backgroundErrors);
-    this.loop = new WorkLoop(() => this.lookForWork(), (error) => this.errors.report('publish_schedule', error), options.retry);
+    this.retries = new RetrySchedule(options.retry);
+    this.loop = new WorkLoop(() => this.lookForWork(), (error) => errors.report('publish_schedule', error), options.retry);
   }
 
   start(): void {
@@ -94,7 +96,7 @@ export class PublishLoop {
     // While the queue fails as a whole, one batch probes it.
     const concurrency = this.loop.paused ? 1 : this.options.concurrency;
     while (this.batches < concurrency) {
-      const batch = this.spool.stored(this.publisher.batchSize, this.notStartable(now));
+      const batch = this.spool.stored(this.publisher.batchSize, this.retries.notStartable(now, this.inflight));
       if (batch.length === 0) break;
       // A batch that is not full waits for the one in flight: crashes become stored one at a
       // time, and starting each alone made one queue call and one spool commit per crash.
@@ -111,13 +113,7 @@ export class PublishLoop {
       return;
     }
     // Everything stored waits out a retry delay of its own.
-    this.loop.schedule(Math.min(...[...this.retries.values()].map((retry) => retry.at).filter((at) => at > now), now + IDLE_RECHECK_MS));
-  }
-
-  private notStartable(now: number): Set<number> {
-    const skip = new Set(this.inflight);
-    for (const [seq, retry] of this.retries) if (retry.at > now) skip.add(seq);
-    return skip;
+    this.loop.schedule(Math.min(this.retries.nextAt(now) ?? Infinity, now + IDLE_RECHECK_MS));
   }
 
   private async publishBatch(batch: StoredCrash[]): Promise<void> {
@@ -149,7 +145,7 @@ export class PublishLoop {
 
   /** The queue confirmed the crash's ID: it leaves the spool (I13). */
   private async confirmed(crash: StoredCrash): Promise<void> {
-    this.retries.delete(crash.seq);
+    this.retries.forget(crash.seq);
     this.lastSuccessAt = Date.now();
     this.metrics.published.inc();
     let removed: boolean;
@@ -166,9 +162,7 @@ export class PublishLoop {
   }
 
   private refused(crash: StoredCrash, reason: string): void {
-    const failures = (this.retries.get(crash.seq)?.failures ?? 0) + 1;
-    const delay = backoffDelay(this.options.retry, failures);
-    this.retries.set(crash.seq, { at: Date.now() + delay, failures });
+    const { delay } = this.retries.failed(crash.seq);
     this.metrics.publishFailures.inc({ reason: 'rejected' });
     this.logger.warn({ crash_id: crash.crashId, reason, retry_in_ms: delay }, 'the queue refused this crash; retrying it');
   }

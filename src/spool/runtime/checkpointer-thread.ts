@@ -4,7 +4,7 @@
  * fsyncs (SQLite lets a checkpoint and a writer run at the same time in WAL mode).
  *
  * It checkpoints when told (`checkpoint`: the collector counted enough bytes committed since the
- * last one, or the spool went quiet; see spool-writer.ts) — rarely, because a checkpoint copies
+ * last one, or the spool went quiet; see writer.ts) — rarely, because a checkpoint copies
  * each page's newest version only once: pages the drainer freed and new crashes reused are
  * rewritten many times in the WAL but copied once, where checkpointing every few milliseconds
  * wrote every crash twice. While the file system is short of space it checkpoints every tick
@@ -13,7 +13,7 @@
  */
 import { statfsSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { openSpoolDatabase, type Durability } from './spool-schema.js';
+import { openSpoolDatabase, type Durability } from '../schema.js';
 
 export type CheckpointerMessage = { kind: 'ready' } | { kind: 'closed' } | { kind: 'error'; message: string };
 export type CheckpointerRequest = 'checkpoint' | 'close';

@@ -5,8 +5,8 @@
  * reply is sent only after the batch holding the write has committed (I1).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { closeSpoolDatabase, openSpoolDatabase, type Durability } from './spool-schema.js';
-import { SpoolStore, type WriteOp, type WriteResult } from './spool-store.js';
+import { closeSpoolDatabase, openSpoolDatabase, type Durability } from '../schema.js';
+import { SpoolStore, type WriteOp, type WriteResult } from './store.js';
 
 export interface WriterRequest {
   id: number;
@@ -25,7 +25,7 @@ export type WriterMessage = WriterReply[] | { kind: 'batchFailed'; error: { mess
 const { dir, durability, backstopCheckpointBytes } = workerData as { dir: string; durability: Durability; backstopCheckpointBytes: number };
 const port = parentPort!;
 const db = openSpoolDatabase(dir, { durability, create: true });
-// The checkpointer thread checkpoints when asked (spool-writer.ts); this connection does so itself
+// The checkpointer thread checkpoints when asked (writer.ts); this connection does so itself
 // only if the WAL grows past twice that bound (the checkpointer fell behind or failed).
 const pageSize = db.pragma('page_size', { simple: true }) as number;
 db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.ceil(backstopCheckpointBytes / pageSize))}`);

@@ -2,9 +2,9 @@
  * What each user of the spool writer sees of it: the HTTP side appends, the drainer removes and
  * records failures, health probes. SpoolWriter is all three; tests give each user a small fake.
  */
-import type { Crash } from '../crash.js';
-import type { CrashRef, FailureRecord } from './crash-rows.js';
-import type { DedupKey } from './spool-store.js';
+import type { Crash } from '../../crash.js';
+import type { CrashRef, FailureRecord } from '../crash-rows.js';
+import type { DedupKey } from './store.js';
 
 export interface CrashAppender {
   /**

@@ -61,7 +61,7 @@ export class SqsPublisher implements CrashPublisher {
     this.client = new SQSClient({
       endpoint: url.origin,
       region: process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
-      // One attempt: the publish loop retries with its own backoff and knows which crashes wait.
+      // One attempt: the announcer retries with its own backoff and knows which crashes wait.
       maxAttempts: 1,
       requestHandler: { connectionTimeout: options.connectMs, socketTimeout: options.timeoutMs, requestTimeout: options.timeoutMs, throwOnRequestTimeout: true },
       // The loop logs each failure with what happens next; the SDK's own account goes to debug.

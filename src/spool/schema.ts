@@ -9,7 +9,7 @@
  * Each user opens its own connection: the writer thread (all the collector's writes), the drainer
  * (reads), spool-inspect. better-sqlite3 is synchronous: every call blocks the calling thread for
  * its duration, which is why the collector's writes, fsyncs and checkpoints run in a thread of
- * their own (spool-writer.ts).
+ * their own (writer.ts).
  */
 import Database from 'better-sqlite3';
 import { DEDUP_LOG_TABLE } from './dedup-index.js';
@@ -189,7 +189,7 @@ export function openSpoolDatabase(dir: string, options: OpenOptions): Database.D
     db.pragma('busy_timeout = 5000');
     if (isNew) db.pragma(`page_size = ${NEW_SPOOL_PAGE_SIZE}`);
     if (!options.readonly) db.pragma('journal_mode = WAL');
-    // When the collector's WAL is checkpointed is decided in spool-writer.ts; this is the bound for
+    // When the collector's WAL is checkpointed is decided in runtime/writer.ts and runtime/checkpoint-policy.ts; this is the bound for
     // everyone else. After a checkpoint the WAL file is cut back to 16 MiB.
     db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
     db.pragma('journal_size_limit = 16777216');

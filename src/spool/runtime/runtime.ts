@@ -4,12 +4,12 @@
  * count, and the writer thread with its checkpointer. Opened in that order, closed in the reverse.
  */
 import type Database from 'better-sqlite3';
-import type { BackgroundErrors } from '../background-errors.js';
-import { lockSpool, type SpoolLock } from './spool-lock.js';
-import { SpoolReader } from './spool-reader.js';
-import { closeSpoolDatabase, openSpoolDatabase, type Durability } from './spool-schema.js';
-import { SpoolUsage } from './spool-usage.js';
-import { SpoolWriter } from './spool-writer.js';
+import type { BackgroundErrors } from '../../background-errors.js';
+import { lockSpool, type SpoolLock } from '../lock.js';
+import { SpoolReader } from './reader.js';
+import { closeSpoolDatabase, openSpoolDatabase, type Durability } from '../schema.js';
+import { SpoolUsage } from './usage.js';
+import { SpoolWriter } from './writer.js';
 
 export interface SpoolRuntimeOptions {
   dir: string;

@@ -1,6 +1,6 @@
 /**
  * What an operator can do to a spool (`scripts/spool-inspect requeue` and `purge`), each change in
- * short transactions of its own, safe next to a running collector (spool-inspection.ts).
+ * short transactions of its own, safe next to a running collector (inspection.ts).
  *
  * I6 nothing silent: `purge*` reports every crash it deleted to its `onPurged` callback after the
  * deleting transaction committed; the caller must log it.
@@ -15,9 +15,9 @@
  * finds nothing to delete and touches no other crash.
  */
 import type Database from 'better-sqlite3';
-import type { CrashRow, CrashState } from './spool-schema.js';
-import { CrashRows } from './crash-rows.js';
-import { CrashNotFound, type InspectedSpool } from './spool-inspection.js';
+import type { CrashRow, CrashState } from '../schema.js';
+import { CrashRows } from '../crash-rows.js';
+import { CrashNotFound, type InspectedSpool } from './inspection.js';
 
 export interface RequeueResult {
   /** Crash IDs moved from dead to pending. */

@@ -5,7 +5,7 @@
  * - Reads use a read-only connection (`openSpoolForInspection(dir, 'read')`). In WAL mode a
  *   reader never blocks the collector's writer and sees one committed snapshot per transaction;
  *   each read is one short transaction, so the WAL can still be checkpointed.
- * - Writes (requeue, purge: spool-admin.ts) take the write lock with `BEGIN IMMEDIATE` under
+ * - Writes (requeue, purge: operator/admin.ts) take the write lock with `BEGIN IMMEDIATE` under
  *   `busy_timeout`, and hold it for one crash or one small batch at a time, so ingest waits at
  *   most a few milliseconds and never gets SQLITE_BUSY from us.
  * - Nothing here creates a spool: a missing directory or file is a `SpoolUnusable` error.
@@ -13,7 +13,7 @@
 import Database from 'better-sqlite3';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readableSchemaVersion, SCHEMA_VERSION, SPOOL_FILE, SpoolError, upgradeSchema } from './spool-schema.js';
+import { readableSchemaVersion, SCHEMA_VERSION, SPOOL_FILE, SpoolError, upgradeSchema } from '../schema.js';
 
 /** The spool cannot be used: missing, damaged, busy, or of another schema version. */
 export class SpoolUnusable extends Error {}

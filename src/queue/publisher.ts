@@ -2,7 +2,7 @@
  * Where stored crashes are announced: the processing queue Socorro's processor reads (PUBLISH_URL).
  * The message is the crash ID and nothing else. A backend confirms each message it has taken —
  * SQS answers per entry of a batch, RabbitMQ confirms each persistent message (publisher
- * confirms) — and the publish loop deletes a crash from the spool only then (I13). A failure of
+ * confirms) — and the announcer deletes a crash from the spool only then (I13). A failure of
  * one message concerns that crash only; a failure of the whole call (refused, timed out, denied)
  * is a PublishError, and the loop backs off.
  *

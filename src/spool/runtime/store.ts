@@ -10,8 +10,8 @@
  * - Nothing is stored half-way: a crash and its dumps go in one transaction.
  */
 import type Database from 'better-sqlite3';
-import { CrashRows, type CrashRef, type FailureRecord } from './crash-rows.js';
-import { DedupIndex } from './dedup-index.js';
+import { CrashRows, type CrashRef, type FailureRecord } from '../crash-rows.js';
+import { DedupIndex } from '../dedup-index.js';
 
 const NO_BYTES = Buffer.alloc(0);
 
@@ -21,7 +21,7 @@ const asBuffer = (data: Uint8Array) => (Buffer.isBuffer(data) ? data : Buffer.fr
 /** A dump as the writer thread gets it: its bytes, or where it lies in the crash's inflated body. */
 export type DumpToStore = { name: string; data: Uint8Array } | { name: string; offset: number; length: number };
 
-/** One write to the spool; the spool writer thread applies them in batches (spool-writer.ts). */
+/** One write to the spool; the spool writer thread applies them in batches (writer.ts). */
 export type WriteOp =
   | {
       kind: 'append';

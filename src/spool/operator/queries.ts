@@ -5,10 +5,10 @@
 import type Database from 'better-sqlite3';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex } from '../sha256.js';
-import { checkIntegrity, crashListing, toSpooled, type CrashRow, type CrashState, type SpooledCrash } from './spool-schema.js';
-import { StoredDumps } from './spool-reader.js';
-import { CrashNotFound, type InspectedSpool } from './spool-inspection.js';
+import { sha256Hex } from '../../sha256.js';
+import { checkIntegrity, crashListing, toSpooled, type CrashRow, type CrashState, type SpooledCrash } from '../schema.js';
+import { StoredDumps } from '../stored-dumps.js';
+import { CrashNotFound, type InspectedSpool } from './inspection.js';
 
 export interface AttemptsBucket {
   attempts: number;

@@ -1,58 +1,21 @@
 /**
- * The collector's side of the spool writer thread (spool-writer-thread.ts): every write goes
+ * The collector's side of the spool writer thread (writer-thread.ts): every write goes
  * there as a message and its promise settles when the thread replies after the commit. If the
  * thread dies, every pending write fails and `onFatal` is told; what was committed is safe.
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import type { Crash } from '../crash.js';
-import { crashBytes } from '../crash.js';
-import { SpoolFull, type SpoolUsage } from './spool-usage.js';
-import { type DedupKey, type DumpToStore, type WriteOp, type WriteResult } from './spool-store.js';
-import { type Durability } from './spool-schema.js';
-import type { WriterMessage, WriterReply, WriterRequest } from './spool-writer-thread.js';
-import type { BackgroundErrors } from '../background-errors.js';
-import type { CrashRef, FailureRecord } from './crash-rows.js';
-import type { CrashAppender, DrainedCrashes, SpoolProbe } from './spool-ports.js';
-import type { CheckpointerData, CheckpointerMessage, CheckpointerRequest } from './spool-checkpointer-thread.js';
-
-/** How often the checkpointer thread looks at the free space (checkpointing every time while it is short). */
-const CHECKPOINT_INTERVAL_MS = 20;
-/** No write for this long: checkpoint what the WAL holds, so a quiet spool rests compact. */
-const QUIET_CHECKPOINT_MS = 1000;
-/** What a remove is counted as in the WAL (a few b-tree pages and the freelist). */
-const REMOVE_WAL_BYTES = 16 * 1024;
-/**
- * Crash bytes after which the WAL is checkpointed while uploads do not keep up (less than half as
- * many bytes removed as appended since the last checkpoint, e.g. storage is down). A longer window
- * saves writes only by copying pages that were freed and reused within it once; without removes
- * nothing is reused, and a large checkpoint's fsync holds up the commits behind it (~200 KB
- * reports at 160/s, storage down: ack p99 249 ms with 64 MiB windows, 49 ms with 8 MiB; kept
- * gzipped at 273/s: 8 MiB windows left 25–86 of 4,506 acks over 100 ms in the handler, 2 MiB none).
- */
-const NOT_REUSING_CHECKPOINT_BYTES = 2 * 1024 * 1024;
-
-export interface CheckpointPolicy {
-  /** Bytes committed (crashes, and removes at REMOVE_WAL_BYTES) after which the WAL is checkpointed. */
-  everyBytes: number;
-  /** Free space on the spool file system below which the WAL is checkpointed every few milliseconds. */
-  eagerBelowFreeBytes: number;
-}
-
-/** What was committed since the last checkpoint. */
-export interface CheckpointWindow {
-  /** As the policy counts it: crash bytes as stored, and REMOVE_WAL_BYTES per remove. */
-  walBytes: number;
-  /** Sizes of the crashes appended and removed (as uploaded): whether freed pages are being reused. */
-  appendedBytes: number;
-  removedBytes: number;
-}
-
-/** Whether the WAL should be checkpointed now: `everyBytes` while uploads keep up, else every 2 MiB. */
-export function checkpointDue(window: CheckpointWindow, everyBytes: number): boolean {
-  if (window.walBytes >= everyBytes) return true;
-  const reusing = 2 * window.removedBytes >= window.appendedBytes;
-  return !reusing && window.walBytes >= Math.min(NOT_REUSING_CHECKPOINT_BYTES, everyBytes);
-}
+import type { Crash } from '../../crash.js';
+import { crashBytes } from '../../crash.js';
+import { SpoolFull, type SpoolUsage } from './usage.js';
+import { type DedupKey, type WriteOp, type WriteResult } from './store.js';
+import { checkpointDue, CHECKPOINT_INTERVAL_MS, QUIET_CHECKPOINT_MS, REMOVE_WAL_BYTES, type CheckpointPolicy } from './checkpoint-policy.js';
+import { crashToStore } from './crash-encoding.js';
+import { type Durability } from '../schema.js';
+import type { WriterMessage, WriterReply, WriterRequest } from './writer-thread.js';
+import type { BackgroundErrors } from '../../background-errors.js';
+import type { CrashRef, FailureRecord } from '../crash-rows.js';
+import type { CrashAppender, DrainedCrashes, SpoolProbe } from './ports.js';
+import type { CheckpointerData, CheckpointerMessage, CheckpointerRequest } from './checkpointer-thread.js';
 
 export class SpoolWriteError extends Error {
   constructor(
@@ -73,41 +36,6 @@ function startThread(name: string, options: WorkerOptions): Worker {
 }
 
 const wasFound = (result: WriteResult): boolean => result !== undefined && 'found' in result && result.found;
-
-const ownsItsMemory = (data: Buffer): boolean =>
-  data.buffer instanceof ArrayBuffer && data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-
-/** What of a crash goes to the writer thread, and the memory it may take over instead of copying. */
-interface CrashToStore {
-  dumps: DumpToStore[];
-  sentGzip?: Buffer;
-  /** Bytes of dumps or body: what goes into the spool file besides the raw crash. */
-  storedBytes: number;
-  transfer: ArrayBuffer[];
-}
-
-/**
- * The gzipped body as sent, with the dumps as places in it, when that is smaller than the dumps
- * (Crashpad's ~200 KB reports gzip to about a fifth, and every byte spooled is written twice);
- * else the dumps. Memory that a buffer alone fills (not a slice of Node's shared pools or of a
- * socket read) is handed over to the writer thread: after `append` it is empty on this side.
- */
-function crashToStore(crash: Crash): CrashToStore {
-  const dumpBytes = crash.dumps.reduce((sum, dump) => sum + dump.data.length, 0);
-  const sent = crash.sentGzip;
-  if (sent && sent.length < dumpBytes && crash.dumps.every((dump) => dump.offset !== undefined)) {
-    const body = ownsItsMemory(sent) ? sent : Buffer.from(sent.buffer.slice(sent.byteOffset, sent.byteOffset + sent.length));
-    return {
-      dumps: crash.dumps.map((dump) => ({ name: dump.name, offset: dump.offset!, length: dump.data.length })),
-      sentGzip: body,
-      storedBytes: body.length,
-      transfer: [body.buffer as ArrayBuffer],
-    };
-  }
-  const owned = new Set<ArrayBuffer>();
-  for (const { data } of crash.dumps) if (ownsItsMemory(data)) owned.add(data.buffer as ArrayBuffer);
-  return { dumps: crash.dumps.map(({ name, data }) => ({ name, data })), storedBytes: dumpBytes, transfer: [...owned] };
-}
 
 export interface SpoolWriterOptions {
   dir: string;
@@ -166,7 +94,7 @@ export class SpoolWriter implements CrashAppender, DrainedCrashes, SpoolProbe {
   /** Starts the writer thread on the spool, and the checkpointer thread once the writer has its connection open; resolves when both are ready. */
   static async start(options: SpoolWriterOptions): Promise<SpoolWriter> {
     const { dir, durability, usage, reusableBytes, onFatal, checkpoints, errors } = options;
-    const worker = startThread('spool-writer-thread', {
+    const worker = startThread('writer-thread', {
       workerData: { dir, durability, backstopCheckpointBytes: 2 * checkpoints.everyBytes },
     });
     const writer = await new Promise<SpoolWriter>((resolve, reject) => {
@@ -357,7 +285,7 @@ export class SpoolWriter implements CrashAppender, DrainedCrashes, SpoolProbe {
 }
 
 function startCheckpointer(data: CheckpointerData, onError: (message: string) => void): Promise<Worker> {
-  const worker = startThread('spool-checkpointer-thread', { workerData: data });
+  const worker = startThread('checkpointer-thread', { workerData: data });
   return new Promise((resolve, reject) => {
     worker.once('error', reject);
     worker.on('message', (message: CheckpointerMessage) => {
