@@ -14,6 +14,8 @@ export type BackgroundTask =
   | 'drain_schedule'
   /** The announcer's look for stored crashes to announce. */
   | 'publish_schedule'
+  /** A publish of one batch that threw where nothing should (announcer.ts); the loop pauses. */
+  | 'publish_batch'
   /** Re-reading the spool's byte count (collector/spool-upkeep.ts). */
   | 'spool_usage_resync'
   /** Following the event loop's and cores' load for uploads while receiving (collector/load-signals.ts). */

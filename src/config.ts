@@ -99,16 +99,21 @@ export function parseStorageUrl(raw: string): StorageTarget {
   throw new Error(`expected s3://bucket[/prefix] or file://<dir>, got "${raw}"`);
 }
 
-/** Where each stored crash's ID is announced (PUBLISH_URL); undefined: nowhere. */
+/**
+ * Where each stored crash's ID is announced (PUBLISH_URL); undefined: nowhere. `none`: nowhere, said
+ * on purpose — also on a spool that announced until now, whose crashes then leave unannounced.
+ */
 export type PublishTarget =
   | { kind: 'sqs'; queueUrl: string }
-  | { kind: 'amqp'; url: string; queue: string };
+  | { kind: 'amqp'; url: string; queue: string }
+  | { kind: 'none' };
 
-const PUBLISH_URL_FORMS = 'expected sqs:<queue URL> or amqp://user:password@host:port/vhost?queue=<name>';
+const PUBLISH_URL_FORMS = 'expected sqs:<queue URL>, amqp://user:password@host:port/vhost?queue=<name> or none';
 
 export function parsePublishUrl(raw: string): PublishTarget | undefined {
   const value = raw.trim();
   if (value === '') return undefined;
+  if (value === 'none') return { kind: 'none' };
   if (value.startsWith('sqs:')) {
     let queue: URL;
     try {
@@ -190,7 +195,7 @@ export const settings = {
   publishUrl: setting(
     'PUBLISH_URL',
     '',
-    "Where each stored crash's ID is announced for Socorro's processor, at least once: `sqs:<queue URL>` (AWS SQS or an SQS-protocol server: the queue URL's host is the endpoint; credentials and region from the standard AWS variables) or `amqp://user:password@host:port/vhost?queue=<name>` (RabbitMQ, publisher confirms, persistent messages). The message body is the crash ID. Empty: nothing is announced.",
+    "Where each stored crash's ID is announced for Socorro's processor, at least once: `sqs:<queue URL>` (AWS SQS or an SQS-protocol server: the queue URL's host is the endpoint; credentials and region from the standard AWS variables) or `amqp://user:password@host:port/vhost?queue=<name>` (RabbitMQ, publisher confirms, persistent messages). The message body is the crash ID. Empty: nothing is announced — refused on a spool that announces (it records its queue at the first start with PUBLISH_URL), so that a forgotten setting cannot let crashes leave unannounced; `none` says so on purpose: the crashes waiting there leave unannounced, each logged and counted in `crashspool_unannounced_total`.",
     parsePublishUrl,
   ),
   publishConnectTimeoutSeconds: setting(
@@ -324,7 +329,7 @@ export const settings = {
   healthMaxAgeSeconds: setting(
     'HEALTH_MAX_AGE_SECONDS',
     '3600',
-    '`/__heartbeat__` fails when the oldest pending crash is older than this.',
+    '`/__heartbeat__` fails when the oldest pending crash is older than this, or (with PUBLISH_URL) a stored crash has waited this long for the queue.',
     seconds(1),
   ),
   healthDrainStallSeconds: setting(

@@ -103,8 +103,13 @@ export function createMetrics() {
     }),
     publishFailures: new Counter({
       name: 'crashspool_publish_failures_total',
-      help: 'Crash IDs not confirmed by the queue, by reason: refused, timeout, denied, error (the whole batch; retried after a pause) or rejected (this one entry; retried alone).',
+      help: 'Crash IDs not confirmed by the queue, by reason. The whole call failed (retried after a pause): refused, timeout, denied, error, malformed (an answer that could not be read or accounts for no entry). One entry (retried alone): rejected (refused by the queue), unroutable (RabbitMQ returned it: no such queue), nacked, unaccounted (in neither list of the answer).',
       labelNames: ['reason'] as const,
+      registers,
+    }),
+    unannounced: new Counter({
+      name: 'crashspool_unannounced_total',
+      help: 'Crashes that left the spool unannounced although received while it announced: an operator let announcing go (PUBLISH_URL=none, or spool-inspect drain --no-announce). Each is logged.',
       registers,
     }),
     publishOldestAgeSeconds: new Gauge({

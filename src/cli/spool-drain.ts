@@ -2,7 +2,8 @@
  * Drains a spool without a collector: for the volume of a node that died for good, attached
  * elsewhere. The same drain stage (drainer and announcer), writer thread, storage and queue settings as the
  * collector; the spool's lock is taken first, so a live collector's spool is refused and left
- * untouched. Without PUBLISH_URL, crashes stored and not yet announced are left, and listed.
+ * untouched. A spool that announces is refused without PUBLISH_URL, as the collector refuses it
+ * (drain-stage.ts); `--no-announce` (PUBLISH_URL=none) lets its crashes go unannounced, each logged.
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -24,6 +25,8 @@ export interface DrainProgress {
 
 export interface DrainOutcome {
   uploaded: number;
+  /** Crashes that left unannounced although received while the spool announced (--no-announce). */
+  unannounced: number;
   seconds: number;
   /** Crashes still in the spool: pending or stored (not announced) after the time ran out, or dead-lettered. */
   left: CrashListing[];
@@ -49,10 +52,10 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
   });
   let uploaded = 0;
   const publisher = createPublisher(config, logger);
+  const storage = createStorage(config, logger);
   try {
-    const storage = createStorage(config, logger);
     // Nothing is received here: no load to yield to, every upload slot is for the backlog.
-    const drain = await createDrainStage({ config, spool, storage, publisher, logger, metrics, errors, unannouncedStored: 'keep' });
+    const drain = await createDrainStage({ config, spool, storage, publisher, logger, metrics, errors });
     const { drainer } = drain;
     const report = () => {
       const stats = spool.reader.stats();
@@ -65,16 +68,19 @@ export async function drainSpool(config: Config, logger: Logger, maxMs: number, 
     } finally {
       clearInterval(progress);
       drain.stop();
-      storage.destroy();
-      await publisher?.close();
     }
     report();
     uploaded = drainer.uploaded;
   } catch (error) {
     await spool.close();
     throw error;
+  } finally {
+    // Uploads and publishes still in flight are cut; their crashes stay in the spool.
+    storage.destroy();
+    await publisher?.close();
   }
   const left = (await spool.close((reader) => listCrashes(reader, { oldestFirst: true })))!;
   if (writerDied) throw writerDied;
-  return { uploaded, seconds: (Date.now() - started) / 1000, left };
+  const unannounced = (await metrics.unannounced.get()).values[0]?.value ?? 0;
+  return { uploaded, unannounced, seconds: (Date.now() - started) / 1000, left };
 }

@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.js';
 import type { SpoolRuntime } from '../spool/runtime/runtime.js';
 import type { CrashStorage } from '../storage/storage.js';
 import type { CrashPublisher } from '../queue/publisher.js';
+import { within } from '../within.js';
 import type { Servers } from './servers.js';
 
 export interface CollectorParts {
@@ -28,6 +29,9 @@ export interface CollectorParts {
   /** Stops the periodic work (load signals, spool upkeep). */
   stopTasks(): void;
 }
+
+/** A publisher's close may run this far past the deadline (it cuts its own connections within ~2 s). */
+const PUBLISHER_CLOSE_GRACE_MS = 2000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
@@ -55,7 +59,10 @@ export async function shutdownCollector(parts: CollectorParts, reason: string): 
   parts.stopTasks();
   // Uploads and publishes still in flight are cut now, at the deadline; their crashes stay in the spool.
   parts.storage.destroy();
-  await parts.publisher?.close();
+  // Closing races the deadline too: a broker that stops answering must not hold the exit (or the spool's lock).
+  if (parts.publisher && (await within(parts.publisher.close(), Math.max(deadline - Date.now(), 0) + PUBLISHER_CLOSE_GRACE_MS)) === 'timeout') {
+    logger.warn({ queue: parts.publisher.description }, 'shutdown: the queue connection did not close in time; left behind');
+  }
   parts.state.accepting = false;
 
   const left = spool.reader.stats();

@@ -54,7 +54,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const storage = createStorage(config, logger);
   const loadSignals = startLoadSignals(config, memory, spool.usage, errors);
   const publisher = createPublisher(config, logger);
-  const drain = await createDrainStage({ config, spool, storage, publisher, logger, metrics, errors, load: loadSignals.load, unannouncedStored: 'remove' });
+  const drain = await createDrainStage({ config, spool, storage, publisher, logger, metrics, errors, load: loadSignals.load });
   const { drainer } = drain;
   const queue = publisher && drain.announcer ? { publisher, announcer: drain.announcer } : undefined;
   const upkeep = startSpoolUpkeep(config, spool, logger, errors);

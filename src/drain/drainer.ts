@@ -83,8 +83,12 @@ export interface DrainerOptions {
 
 /** What the drainer does with a crash once storage confirmed every object of it. */
 export type AfterStored =
-  /** Nobody is to be told: the crash leaves the spool (I2). */
-  | { kind: 'remove' }
+  /**
+   * Nobody is to be told: the crash leaves the spool (I2). Crashes up to row `unannouncedThrough`
+   * were received while the spool announced (PUBLISH_URL=none since): each is logged and counted
+   * as it leaves unannounced (I6).
+   */
+  | { kind: 'remove'; unannouncedThrough?: number }
   /** Publishing (PUBLISH_URL): the crash becomes `stored`, and the announcer is woken to announce it (I13). */
   | { kind: 'announce'; announcer: { wake(): void } };
 
@@ -331,6 +335,10 @@ export class Drainer {
         { crash_id: crash.crashId, bytes: crash.bytes, ms: Math.round(seconds * 1000), attempts: crash.attempts + 1 },
         'crash uploaded',
       );
+      if (this.afterStored.kind === 'remove' && crash.seq <= (this.afterStored.unannouncedThrough ?? 0)) {
+        this.metrics.unannounced.inc();
+        this.logger.warn({ crash_id: crash.crashId }, 'crash removed unannounced');
+      }
       if (this.afterStored.kind === 'announce') this.afterStored.announcer.wake();
     } catch (error) {
       if (!this.loop.stopped) await this.recordFailure(crash, error);
@@ -348,7 +356,7 @@ export class Drainer {
    */
   private async noteStorageFailure(crash: SpooledCrash, message: string, nextAttemptAt: number): Promise<void> {
     try {
-      await this.writer.recordFailure(crash, { attempts: crash.attempts, nextAttemptAt, error: message, dead: false });
+      await this.writer.recordFailure(crash, { stage: 'upload', attempts: crash.attempts, nextAttemptAt, error: message, dead: false });
     } catch (spoolError) {
       this.logger.warn({ crash_id: crash.crashId, err: spoolError }, 'noting a storage failure on the crash failed');
     }
@@ -385,7 +393,7 @@ export class Drainer {
     const delay = backoffDelay(this.options.retry, attempts);
     let found: boolean;
     try {
-      found = await this.writer.recordFailure(crash, { attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
+      found = await this.writer.recordFailure(crash, { stage: 'upload', attempts, nextAttemptAt: Date.now() + delay, error: message, dead });
     } catch (spoolError) {
       this.logger.error({ crash_id: crash.crashId, err: spoolError }, 'recording an upload failure failed');
       this.loop.pause();

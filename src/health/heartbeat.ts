@@ -1,7 +1,8 @@
 /**
  * `/__heartbeat__`: named checks an operator's monitoring can alert on before crashes are lost.
  * With PUBLISH_URL, `queue` is probed the way storage is (in the background, reported with its
- * age) and also fails while the announcer is paused after the queue failed as a whole.
+ * age) and also fails while the announcer is paused after the queue failed as a whole, or while a
+ * stored crash has waited for the queue longer than HEALTH_MAX_AGE_SECONDS.
  * 200 when all pass, 503 with every check's details otherwise. It answers within a second whatever
  * storage does: the storage check is a real request made in the background every few seconds, and
  * the heartbeat reports its last result with its age (or `timeout` while one hangs) — it never waits
@@ -16,6 +17,7 @@ import { spoolFailureReason } from '../spool/runtime/errors.js';
 import type { CrashStorage } from '../storage/storage.js';
 import type { CrashPublisher } from '../queue/publisher.js';
 import type { Announcer } from '../drain/announcer.js';
+import { within } from '../within.js';
 import { dockerflowHeartbeat, type Check, type DockerflowHeartbeat } from './dockerflow.js';
 
 export interface HealthOptions {
@@ -41,21 +43,6 @@ const ageSeconds = (since: number | null | undefined, now: number) => (since == 
 
 /** A check that has not answered within this long is reported as `timeout`. */
 const CHECK_TIMEOUT_MS = 800;
-
-const within = <T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve('timeout'), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 
 /** What a background probe asks: storage or the queue. */
 interface Probed {
@@ -175,13 +162,24 @@ export function createHeartbeat({ spool, writer, storage, drainer, queue, starte
     if (queue && queueProbe) {
       const probe = queueProbe.check(now);
       let waiting: Record<string, unknown> = {};
+      let waitedTooLong = false;
       try {
         const stats = spool.stats();
-        waiting = { waiting: stats.stored, oldest_waiting_seconds: ageSeconds(stats.oldestStoredAt, now) };
+        const oldest = ageSeconds(stats.oldestStoredAt, now);
+        // A queue that answers probes and takes others may still refuse some crashes, forever.
+        waitedTooLong = oldest > options.maxAgeSeconds;
+        waiting = { waiting: stats.stored, oldest_waiting_seconds: oldest, max_age_seconds: options.maxAgeSeconds };
       } catch {
         // the spool checks above say what is wrong with reading the spool
       }
-      checks['queue'] = { ...probe, ok: probe.ok && !queue.announcer.paused, paused_after_failure: queue.announcer.paused, published: queue.announcer.published, ...waiting };
+      checks['queue'] = {
+        ...probe,
+        ok: probe.ok && !queue.announcer.paused && !waitedTooLong,
+        paused_after_failure: queue.announcer.paused,
+        published: queue.announcer.published,
+        ...waiting,
+        ...(waitedTooLong && probe.ok ? { error: `a stored crash has waited for the queue over ${options.maxAgeSeconds} s` } : {}),
+      };
     }
     return dockerflowHeartbeat(checks);
   };

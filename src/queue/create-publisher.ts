@@ -1,4 +1,4 @@
-/** The publisher PUBLISH_URL names, with the collector's timeouts; undefined when it is empty. */
+/** The publisher PUBLISH_URL names, with the collector's timeouts; undefined when it is empty or `none`. */
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { AmqpPublisher } from './amqp-publisher.js';
@@ -7,7 +7,7 @@ import { SqsPublisher } from './sqs-publisher.js';
 
 export function createPublisher(config: Config, logger: Logger): CrashPublisher | undefined {
   const target = config.publishUrl;
-  if (!target) return undefined;
+  if (!target || target.kind === 'none') return undefined;
   const connectMs = config.publishConnectTimeoutSeconds * 1000;
   const timeoutMs = config.publishTimeoutSeconds * 1000;
   return target.kind === 'sqs'

@@ -2,9 +2,11 @@
  * Where stored crashes are announced: the processing queue Socorro's processor reads (PUBLISH_URL).
  * The message is the crash ID and nothing else. A backend confirms each message it has taken —
  * SQS answers per entry of a batch, RabbitMQ confirms each persistent message (publisher
- * confirms) — and the announcer deletes a crash from the spool only then (I13). A failure of
- * one message concerns that crash only; a failure of the whole call (refused, timed out, denied)
- * is a PublishError, and the loop backs off.
+ * confirms; a message routed to no queue is returned, not taken) — and the announcer deletes a
+ * crash from the spool only then (I13). A failure of
+ * one message concerns that crash only; a failure of the whole call (refused, timed out, denied,
+ * an answer that cannot be read) is a PublishError, and the announcer backs off. The announcer
+ * checks each answer against what was sent (announcer.ts); a backend reports what it was told.
  *
  * Pub/Sub (today's Antenna on GCP) is not here: no Pub/Sub server runs on our machines to test one
  * against. It would be a third implementation of this interface.
@@ -12,12 +14,28 @@
 export interface PublishResult {
   /** Crash IDs the queue confirmed. */
   published: string[];
-  /** Crash IDs the queue refused one by one, with its reason; retried. */
-  failed: { crashId: string; reason: string }[];
+  /** Crash IDs the queue answered it did not take, one by one. */
+  failed: EntryFailure[];
+  /** Entries the queue's answer named that match no message sent: ignored (and logged). */
+  unknown: string[];
 }
 
-/** Why a whole publish failed, as metrics count it. */
-export type PublishFailure = 'refused' | 'timeout' | 'denied' | 'error';
+/** One message the queue did not take. */
+export interface EntryFailure {
+  crashId: string;
+  /** What the queue said. */
+  error: string;
+  /** As metrics count it: refused by the queue, returned as routed nowhere, negatively acknowledged. */
+  reason: 'rejected' | 'unroutable' | 'nacked';
+  /**
+   * `crash`: the queue says this message is at fault (SQS `SenderFault`), so it counts toward the
+   * crash's dead letter; `queue`: the queue's own trouble (full, gone, failing), which never does.
+   */
+  scope: 'crash' | 'queue';
+}
+
+/** Why a whole publish failed, as metrics count it; `malformed`: an answer that could not be read. */
+export type PublishFailure = 'refused' | 'timeout' | 'denied' | 'error' | 'malformed';
 
 export class PublishError extends Error {
   constructor(
@@ -38,6 +56,6 @@ export interface CrashPublisher {
   publish(crashIds: readonly string[]): Promise<PublishResult>;
   /** A cheap real request that fails with PublishError when the queue cannot be used. */
   checkReachable(): Promise<void>;
-  /** Ends connections; requests in flight fail. */
+  /** Ends connections; requests in flight fail. Resolves within a few seconds, whatever the queue does. */
   close(): Promise<void>;
 }

@@ -1,7 +1,8 @@
 /**
  * SQS (or any SQS-protocol server) via @aws-sdk/client-sqs: `SendMessageBatch` of up to 10 crash
- * IDs, each entry answered on its own (a batch's per-entry failures are failures of those crashes
- * only). The queue URL's origin is the endpoint; credentials and region come from the standard AWS
+ * IDs, each entry answered on its own: refused with `SenderFault` (the message's fault), a
+ * failure of that crash; without it, of the queue. Entry Ids the answer names that were never sent
+ * are handed back as unknown, never read as a crash. The queue URL's origin is the endpoint; credentials and region come from the standard AWS
  * chain. Permissions: `sqs:SendMessage` (batches included) and `sqs:GetQueueUrl` (health probe).
  */
 import { GetQueueUrlCommand, SendMessageBatchCommand, SQSClient, SQSServiceException } from '@aws-sdk/client-sqs';
@@ -22,6 +23,8 @@ export interface SqsOptions {
 }
 
 function failureOf(error: unknown): PublishFailure {
+  // An answer the SDK could not parse (not JSON, or not the shape it expects).
+  if (error instanceof SyntaxError || /Deserialization error/i.test((error as Error).message ?? '')) return 'malformed';
   if (error instanceof SQSServiceException) {
     if (DENIED_CODES.has(error.name) || error.$metadata.httpStatusCode === 403) return 'denied';
     return 'error';
@@ -82,11 +85,24 @@ export class SqsPublisher implements CrashPublisher {
     } catch (error) {
       throw new PublishError(`SendMessageBatch to ${this.description}: ${(error as Error).message}`, failureOf(error), { cause: error });
     }
-    const byId = (id: string | undefined) => crashIds[Number(id)]!;
-    return {
-      published: (answer.Successful ?? []).map((entry) => byId(entry.Id)),
-      failed: (answer.Failed ?? []).map((entry) => ({ crashId: byId(entry.Id), reason: `${entry.Code ?? 'failed'}: ${entry.Message ?? ''}` })),
-    };
+    // Entry Ids are the crash IDs' places in the batch; an answer may name others (a broken server).
+    const sent = new Map(entries.map((entry) => [entry.Id, entry.MessageBody]));
+    const result: PublishResult = { published: [], failed: [], unknown: [] };
+    for (const entry of answer.Successful ?? []) {
+      const crashId = sent.get(entry.Id ?? '');
+      if (crashId === undefined) result.unknown.push(String(entry.Id));
+      else result.published.push(crashId);
+    }
+    for (const entry of answer.Failed ?? []) {
+      const crashId = sent.get(entry.Id ?? '');
+      if (crashId === undefined) {
+        result.unknown.push(String(entry.Id));
+        continue;
+      }
+      const error = `${entry.Code ?? 'failed'}: ${entry.Message ?? ''}`;
+      result.failed.push({ crashId, error, reason: 'rejected', scope: entry.SenderFault === true ? 'crash' : 'queue' });
+    }
+    return result;
   }
 
   async checkReachable(): Promise<void> {

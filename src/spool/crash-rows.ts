@@ -15,6 +15,12 @@ export interface CrashRef {
 }
 
 export interface FailureRecord {
+  /**
+   * What failed: the upload of a pending crash, or the announcement of a stored one. The record
+   * is written only while the crash is still in that state, so a late failure cannot move a crash
+   * back (a stored crash to pending would upload it again from dumps it no longer has).
+   */
+  stage: 'upload' | 'announce';
   attempts: number;
   nextAttemptAt: number;
   error: string;
@@ -32,7 +38,7 @@ export class CrashRows {
     this.deleteCrash = db.prepare('DELETE FROM crashes WHERE seq = ? AND crash_id = ?');
     this.deleteDumps = db.prepare('DELETE FROM dumps WHERE seq = ?');
     this.deleteBody = db.prepare('DELETE FROM bodies WHERE seq = ?');
-    this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ? AND crash_id = ?');
+    this.failure = db.prepare('UPDATE crashes SET attempts = ?, next_attempt_at = ?, last_error = ?, state = ? WHERE seq = ? AND crash_id = ? AND state = ?');
     this.stored = db.prepare(
       `UPDATE crashes SET state = 'stored', stored_at = ?, bytes = ?, attempts = 0, next_attempt_at = 0, last_error = NULL
        WHERE seq = ? AND crash_id = ? AND state = 'pending'`,
@@ -59,9 +65,14 @@ export class CrashRows {
     return true;
   }
 
-  /** Records a failed upload (dead: moved to the dead-letter state); false when the crash was not there. */
+  /**
+   * Records a failed upload or announcement (dead: moved to the dead-letter state, where a stored
+   * crash keeps its `stored_at`); false when the crash was not there, or no longer in the state
+   * the failure is of.
+   */
   recordFailure(crash: CrashRef, failure: FailureRecord): boolean {
-    const state: CrashState = failure.dead ? 'dead' : 'pending';
-    return this.failure.run(failure.attempts, failure.nextAttemptAt, failure.error, state, crash.seq, crash.crashId).changes > 0;
+    const from: CrashState = failure.stage === 'upload' ? 'pending' : 'stored';
+    const to: CrashState = failure.dead ? 'dead' : from;
+    return this.failure.run(failure.attempts, failure.nextAttemptAt, failure.error, to, crash.seq, crash.crashId, from).changes > 0;
   }
 }

@@ -39,7 +39,8 @@ export const NEW_SPOOL_PAGE_SIZE = 4096;
 export type Durability = 'full' | 'normal';
 /**
  * `pending`: to upload. `stored`: storage confirmed every object and its dumps are gone from the
- * spool; its ID waits for the processing queue (PUBLISH_URL). `dead`: storage refused it for good.
+ * spool; its ID waits for the processing queue (PUBLISH_URL). `dead`: storage refused it for good,
+ * or — with `stored_at` set — the queue refused its ID for good (in storage, never announced).
  */
 export type CrashState = 'pending' | 'stored' | 'dead';
 

@@ -9,6 +9,9 @@
  * - `flaky`: answers a share of requests itself with S3's `500 InternalError` or `503 SlowDown`
  *   XML bodies after up to `maxDelayMs`; the rest is forwarded;
  * - `latency`: forwards after `ms`.
+ * - `rewrite`: forwards the request (its body changed by `request`, when given) and answers with
+ *   what `answer` makes of the real answer: for servers that answer nonsense (a queue's reply that
+ *   names entries never sent, or none at all). Either may throw to send the request on unchanged.
  * The Host header is forwarded unchanged, so SigV4 signatures made for the proxy verify at RGW.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,7 +25,14 @@ export type FaultMode =
   | { kind: 'stall'; afterBytes: number }
   | { kind: 'cut'; afterBytes: number }
   | { kind: 'flaky'; failRatio: number; maxDelayMs?: number }
-  | { kind: 'latency'; ms: number };
+  | { kind: 'latency'; ms: number }
+  | { kind: 'rewrite'; request?: (body: Buffer) => Buffer; answer?: (answer: RawAnswer, sentBody: Buffer) => RawAnswer };
+
+/** A whole answer as the proxy rewrites it. */
+export interface RawAnswer {
+  status: number;
+  body: Buffer;
+}
 
 const S3_ERRORS = [
   { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' },
@@ -127,6 +137,9 @@ export class FaultProxy {
       case 'latency':
         setTimeout(() => this.forward(req, res), mode.ms);
         return;
+      case 'rewrite':
+        this.rewrite(req, res, mode);
+        return;
       default:
         this.forward(req, res);
     }
@@ -163,5 +176,39 @@ export class FaultProxy {
     );
     upstream.on('error', () => res.socket?.destroy());
     req.pipe(upstream);
+  }
+
+  /** Forwards the whole request, rewritten, and answers with the rewritten whole answer. */
+  private rewrite(req: IncomingMessage, res: ServerResponse, mode: Extract<FaultMode, { kind: 'rewrite' }>): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const sent = Buffer.concat(chunks);
+      const body = attempt(() => mode.request?.(sent), sent) ?? sent;
+      const headers = { ...req.headers, 'content-length': String(body.length) };
+      const upstream = request({ host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers }, (answer) => {
+        const answered: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => answered.push(chunk));
+        answer.on('end', () => {
+          const real = { status: answer.statusCode ?? 502, body: Buffer.concat(answered) };
+          const given = attempt(() => mode.answer?.(real, sent), real) ?? real;
+          this.count(given === real ? 'forwarded' : 'rewritten');
+          const contentType = answer.headers['content-type'] ?? 'application/octet-stream';
+          res.writeHead(given.status, { 'Content-Type': contentType, 'Content-Length': given.body.length });
+          res.end(given.body);
+        });
+      });
+      upstream.on('error', () => res.socket?.destroy());
+      upstream.end(body);
+    });
+  }
+}
+
+/** What `make` returns, or `fallback` when it throws (a request the rewrite does not understand). */
+function attempt<T>(make: () => T | undefined, fallback: T): T {
+  try {
+    return make() ?? fallback;
+  } catch {
+    return fallback;
   }
 }

@@ -49,13 +49,25 @@ export async function sqsQueue(): Promise<TestQueue> {
   };
 }
 
-export async function amqpQueue(): Promise<TestQueue> {
+/** A RabbitMQ queue that the test can also delete and declare again, as a processor's redeploy does. */
+export interface AmqpTestQueue extends TestQueue {
+  deleteQueue(): Promise<void>;
+  declareQueue(): Promise<void>;
+}
+
+/** `args`: the queue's arguments, e.g. `{ 'x-max-length': 5, 'x-overflow': 'reject-publish' }`. */
+export async function amqpQueue(args: Record<string, unknown> = {}): Promise<AmqpTestQueue> {
   const { amqpUrl } = queueSettings();
   const queueName = name('amqp');
   const connection = await amqp.connect(amqpUrl);
   const channel = await connection.createChannel();
-  await channel.assertQueue(queueName, { durable: true });
+  const declareQueue = async () => void (await channel.assertQueue(queueName, { durable: true, arguments: args }));
+  await declareQueue();
   return {
+    declareQueue,
+    async deleteQueue() {
+      await channel.deleteQueue(queueName);
+    },
     publishUrl(via) {
       const url = new URL(amqpUrl);
       if (typeof via === 'number') url.port = String(via);

@@ -11,8 +11,13 @@ export interface Run {
 
 /** Runs `scripts/spool-inspect` as an operator does (the bash wrapper, a real child process). */
 export function inspect(...args: string[]): Promise<Run> {
+  return inspectWith({}, ...args);
+}
+
+/** `inspect` with `env` added to this process's environment (the collector's settings, for `drain`). */
+export function inspectWith(env: Record<string, string>, ...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(SPOOL_INSPECT, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(SPOOL_INSPECT, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));

@@ -216,7 +216,7 @@ test('list: newest first, one crash per line; --state, --limit, --oldest-first, 
     [...everything].reverse(),
   );
   const mozilla = listed.find((crash) => crash.crash_id === fixture.pending[0])!;
-  assert.deepEqual(Object.keys(mozilla).sort(), ['attempts', 'bytes', 'crash_id', 'due_now', 'dumps', 'last_error', 'next_attempt_at', 'received_at', 'state']);
+  assert.deepEqual(Object.keys(mozilla).sort(), ['attempts', 'bytes', 'crash_id', 'due_now', 'dumps', 'last_error', 'next_attempt_at', 'received_at', 'state', 'stored_at']);
   assert.deepEqual(mozilla.dumps, ['upload_file_minidump', 'upload_file_minidump_browser']);
   assert.equal(mozilla.state, 'pending');
   assert.equal(mozilla.attempts, 0);

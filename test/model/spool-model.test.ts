@@ -12,7 +12,7 @@ const STEPS = Number(process.env['MODEL_STEPS'] ?? 2500);
 const SEEDS = (process.env['MODEL_SEEDS'] ?? `1,${Date.now() % 1_000_000}`).split(',').map(Number);
 
 for (const seed of SEEDS) {
-  test(`I2, I7: against a model, ${STEPS} random spool operations (seed ${seed}) leave the spool as the model says`, async (t) => {
+  test(`I2, I7, I13: against a model, ${STEPS} random spool operations (seed ${seed}) leave the spool as the model says`, async (t) => {
     t.diagnostic(`replay with scripts/spool-model --seed ${seed} --steps ${STEPS}`);
     const result = await check(seed, STEPS);
     assert.ok(result.ok, result.ok ? '' : result.report);

@@ -3,18 +3,23 @@
  * real spool and a trivially correct in-memory model with the same random operations and compares
  * what each holds after every step.
  *
- * The real side goes through the functions the collector, the drainer and spool-inspect use: the
- * spool writer thread (`SpoolWriter`: append with its dedup key, remove, recordFailure), the
- * drainer's reader connection (`SpoolReader.due`, `dumps`), and spool/operator/admin's `purge*` and
- * `requeue*` on an operator's connection of their own. `restart` closes everything cleanly and
+ * The real side goes through the functions the collector, the drain stage and spool-inspect use:
+ * the spool writer thread (`SpoolWriter`: append with its dedup key, remove, markStored,
+ * recordFailure of uploads and of announcements), the drain stage's reader connection
+ * (`SpoolReader.due`, `stored`, `dumps`), and spool/operator/admin's `purge*` (with and without
+ * `--unannounced`) and `requeue*` on an operator's connection of their own. `restart` closes everything cleanly and
  * opens it again; `kill` ends the writer thread at once with appends still queued (the model then
  * accepts either outcome for exactly those appends, and nothing else).
  *
- * The model is a list of crashes in arrival order, each pending or dead with its attempts and next
- * attempt time, the dedup map (report → crash ID), and the drainer's in-flight uploads. It checks:
- * the rows (order, state, attempts, due time) after every step; that `due` offers the oldest crash
- * the model says is due; that an upload reads its own crash's dump bytes; that a repeat is answered
- * with its first crash ID; that a remove or failure of a crash purged meanwhile touches nothing.
+ * The model is a list of crashes in arrival order, each pending, stored (in storage, waiting for the
+ * queue) or dead with its attempts and next attempt time and whether storage has it, the dedup map
+ * (report → crash ID), the drainer's in-flight uploads and the announcer's in-flight publishes. It
+ * checks: the rows (order, state, attempts, due time, in storage) after every step; that `due` and
+ * `stored` offer the oldest crashes the model says are due; that an upload reads its own crash's
+ * dump bytes; that a repeat is answered with its first crash ID; that a remove or failure of a crash
+ * purged meanwhile touches nothing; that a failure record touches only a crash in the state it is
+ * of (an upload's: pending; an announcement's: stored); that a crash in storage and never announced
+ * is purged only when the operator says so, and requeued to stored, not pending.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,7 +30,8 @@ import { gzipSync } from 'node:zlib';
 import { newCrashId } from '../../src/crash-id.js';
 import type { Crash } from '../../src/crash.js';
 import { closeInspectedSpool, openSpoolForInspection } from '../../src/spool/operator/inspection.js';
-import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash } from '../../src/spool/operator/admin.js';
+import { purgeAllDead, purgeCrash, PurgeWouldLoseAnnouncement, requeueAllDead, requeueCrash } from '../../src/spool/operator/admin.js';
+import type { StoredCrash } from '../../src/spool/runtime/reader.js';
 import { closeSpoolDatabase, openSpoolDatabase, type CrashState, type SpooledCrash } from '../../src/spool/schema.js';
 import { SpoolReader } from '../../src/spool/runtime/reader.js';
 import { SpoolUsage } from '../../src/spool/runtime/usage.js';
@@ -39,11 +45,15 @@ export type Op =
   | { op: 'start' }
   | { op: 'succeed'; pick: number }
   | { op: 'store'; pick: number }
-  | { op: 'publish'; pick: number }
+  | { op: 'announce' }
+  | { op: 'confirm'; pick: number }
+  | { op: 'refuse'; pick: number }
+  | { op: 'queueFail'; pick: number }
   | { op: 'fail'; pick: number }
-  | { op: 'purge'; pick: number }
+  | { op: 'lateFailure'; pick: number }
+  | { op: 'purge'; pick: number; unannounced: boolean }
   | { op: 'purgeUploading'; pick: number }
-  | { op: 'purgeDead' }
+  | { op: 'purgeDead'; unannounced: boolean }
   | { op: 'requeue'; pick: number }
   | { op: 'requeueDead' }
   | { op: 'tick'; ms: number }
@@ -60,8 +70,12 @@ const WEIGHTS: [Op['op'], number][] = [
   ['start', 24],
   ['succeed', 9],
   ['store', 7],
-  ['publish', 6],
+  ['announce', 6],
+  ['confirm', 4],
+  ['refuse', 3],
+  ['queueFail', 2],
   ['fail', 7],
+  ['lateFailure', 2],
   ['purge', 3],
   ['purgeUploading', 5],
   ['purgeDead', 2],
@@ -95,8 +109,14 @@ export function generate(seed: number, steps: number): Op[] {
       case 'kill':
         ops.push({ op: 'kill', reports: Array.from({ length: int(4) }, () => reports++) });
         break;
-      case 'start':
+      case 'purge':
+        ops.push({ op: 'purge', pick: int(1 << 16), unannounced: random() < 0.5 });
+        break;
       case 'purgeDead':
+        ops.push({ op: 'purgeDead', unannounced: random() < 0.5 });
+        break;
+      case 'start':
+      case 'announce':
       case 'requeueDead':
       case 'restart':
         ops.push({ op: kind });
@@ -117,8 +137,12 @@ export function describe(op: Op): string {
       return `tick ${op.ms} ms`;
     case 'kill':
       return `kill with appends of reports [${op.reports.join(', ')}] queued`;
-    case 'start':
+    case 'purge':
+      return `purge #${op.pick}${op.unannounced ? ' --unannounced' : ''}`;
     case 'purgeDead':
+      return `purge --all-dead${op.unannounced ? ' --unannounced' : ''}`;
+    case 'start':
+    case 'announce':
     case 'requeueDead':
     case 'restart':
       return op.op;
@@ -133,6 +157,8 @@ interface ModelCrash {
   state: CrashState;
   attempts: number;
   nextAttemptAt: number;
+  /** Storage confirmed every object (stored, or dead after the queue refused it). */
+  inStorage: boolean;
   /** SHA-256 of each dump, in order. */
   dumps: string[];
 }
@@ -147,6 +173,7 @@ interface Row {
   state: CrashState;
   attempts: number;
   nextAttemptAt: number;
+  inStorage: boolean;
 }
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -215,13 +242,14 @@ class RealSpool {
 
   rows(): Row[] {
     return (
-      this.reader.db.prepare('SELECT crash_id, state, attempts, next_attempt_at FROM crashes ORDER BY seq').all() as {
+      this.reader.db.prepare('SELECT crash_id, state, attempts, next_attempt_at, stored_at FROM crashes ORDER BY seq').all() as {
         crash_id: string;
         state: CrashState;
         attempts: number;
         next_attempt_at: number;
+        stored_at: number | null;
       }[]
-    ).map((row) => ({ crashId: row.crash_id, state: row.state, attempts: row.attempts, nextAttemptAt: row.next_attempt_at }));
+    ).map((row) => ({ crashId: row.crash_id, state: row.state, attempts: row.attempts, nextAttemptAt: row.next_attempt_at, inStorage: row.stored_at !== null }));
   }
 
   operator<T>(action: (spool: ReturnType<typeof openSpoolForInspection>) => T): T {
@@ -286,11 +314,34 @@ export async function run(ops: readonly Op[]): Promise<void> {
     }
     if (result.duplicateOf !== undefined) fail(`report ${report} (new) answered as a repeat of ${result.duplicateOf}`);
     dedup.set(report, crashId);
-    model.push({ crashId, report, state: 'pending', attempts: 0, nextAttemptAt: 0, dumps });
+    model.push({ crashId, report, state: 'pending', attempts: 0, nextAttemptAt: 0, inStorage: false, dumps });
   };
 
   const pickUpload = (pick: number): Upload | undefined => (uploads.length === 0 ? undefined : uploads[pick % uploads.length]);
   const endUpload = (upload: Upload) => (uploads = uploads.filter((other) => other !== upload));
+  /** The announcer's publishes in flight: crashes as it read them when the batch started. */
+  let announcing: StoredCrash[] = [];
+  const pickAnnouncing = (pick: number): StoredCrash | undefined => {
+    const chosen = announcing.length === 0 ? undefined : announcing[pick % announcing.length];
+    announcing = announcing.filter((other) => other !== chosen);
+    return chosen;
+  };
+  /** What an announcement's failure record does to the model's crash, and whether the spool must say it found it. */
+  const announceFailure = async (announced: StoredCrash, counted: boolean): Promise<void> => {
+    const attempts = counted ? announced.attempts + 1 : announced.attempts;
+    const failure = {
+      stage: 'announce' as const,
+      attempts,
+      nextAttemptAt: clock + RETRY_MS * Math.max(1, attempts),
+      error: `model queue failure ${attempts}`,
+      dead: counted && attempts >= MAX_ATTEMPTS,
+    };
+    const found = await real.writer.recordFailure(announced, failure);
+    const crash = find(announced.crashId);
+    const expected = crash !== undefined && crash.state === 'stored';
+    if (found !== expected) fail(`announce failure of ${announced.crashId} (${crash?.state ?? 'gone'}) said ${found ? 'recorded' : 'not there'}`);
+    if (crash && found) Object.assign(crash, { attempts, nextAttemptAt: failure.nextAttemptAt, state: failure.dead ? 'dead' : 'stored' });
+  };
 
   const apply = async (op: Op): Promise<void> => {
     switch (op.op) {
@@ -330,19 +381,53 @@ export async function run(ops: readonly Op[]): Promise<void> {
         const stored = await real.writer.markStored({ ...upload.crash, rawCrashBytes });
         const crash = find(upload.crash.crashId);
         if (stored !== (crash !== undefined && crash.state === 'pending')) fail(`markStored of ${upload.crash.crashId} said ${stored ? 'stored' : 'not there'}`);
-        if (crash && stored) Object.assign(crash, { state: 'stored', attempts: 0, nextAttemptAt: 0 });
+        if (crash && stored) Object.assign(crash, { state: 'stored', attempts: 0, nextAttemptAt: 0, inStorage: true });
         return;
       }
-      case 'publish': {
-        // The announcer: the longest-waiting stored crashes, then a remove once the queue confirmed.
-        const expected = model.filter((crash) => crash.state === 'stored');
-        const offered = real.reader.stored(4, new Set()).map((crash) => crash.crashId);
-        if (!isDeepStrictEqual(offered, expected.slice(0, 4).map((crash) => crash.crashId))) fail(`stored offered [${offered.join(', ')}]`);
-        if (offered.length === 0) return;
-        const chosen = real.reader.stored(4, new Set())[op.pick % offered.length]!;
-        if ((await real.reader.dumps(chosen)) === undefined) fail(`a stored crash ${chosen.crashId} reads as gone`);
-        if (!(await real.writer.remove(chosen))) fail(`remove of published ${chosen.crashId} found nothing`);
-        model.splice(model.findIndex((crash) => crash.crashId === chosen.crashId), 1);
+      case 'announce': {
+        // The announcer takes the longest-waiting stored crashes that are due and not in flight.
+        const busy = new Set(announcing.map((crash) => crash.seq));
+        const expected = model.filter((crash) => crash.state === 'stored' && crash.nextAttemptAt <= clock && !announcing.some((other) => other.crashId === crash.crashId));
+        const offered = real.reader.stored(clock, 4, busy);
+        const offeredIds = offered.map((crash) => crash.crashId);
+        if (!isDeepStrictEqual(offeredIds, expected.slice(0, 4).map((crash) => crash.crashId))) fail(`stored offered [${offeredIds.join(', ')}]`);
+        for (const crash of offered) if ((await real.reader.dumps(crash)) === undefined) fail(`a stored crash ${crash.crashId} reads as gone`);
+        announcing.push(...offered);
+        return;
+      }
+      case 'confirm': {
+        // The queue confirmed it: it leaves the spool, unless an operator purged it meanwhile.
+        const announced = pickAnnouncing(op.pick);
+        if (!announced) return;
+        const removed = await real.writer.remove(announced);
+        const index = model.findIndex((crash) => crash.crashId === announced.crashId);
+        if (removed !== index >= 0) fail(`remove of published ${announced.crashId} said ${removed ? 'removed' : 'not there'}`);
+        if (index >= 0) model.splice(index, 1);
+        return;
+      }
+      case 'refuse': {
+        // The queue refused it as its fault: an attempt counted, dead-lettered at the last.
+        const announced = pickAnnouncing(op.pick);
+        if (announced) await announceFailure(announced, true);
+        return;
+      }
+      case 'queueFail': {
+        // The queue's own trouble: noted on the crash, never counted.
+        const announced = pickAnnouncing(op.pick);
+        if (announced) await announceFailure(announced, false);
+        return;
+      }
+      case 'lateFailure': {
+        // A failure record for any crash, of either stage: only a crash in that stage's state takes it.
+        if (model.length === 0) return;
+        const crash = model[op.pick % model.length]!;
+        const stage = op.pick % 2 === 0 ? 'upload' : 'announce';
+        const [row] = real.reader.db.prepare('SELECT seq, crash_id AS crashId FROM crashes WHERE crash_id = ?').all(crash.crashId) as { seq: number; crashId: string }[];
+        const failure = { stage, attempts: crash.attempts, nextAttemptAt: clock + RETRY_MS, error: 'late failure', dead: false } as const;
+        const found = await real.writer.recordFailure(row!, failure);
+        const takes = crash.state === (stage === 'upload' ? 'pending' : 'stored');
+        if (found !== takes) fail(`a late ${stage} failure of ${crash.crashId} (${crash.state}) said ${found ? 'recorded' : 'not there'}`);
+        if (found) crash.nextAttemptAt = failure.nextAttemptAt;
         return;
       }
       case 'fail': {
@@ -350,7 +435,7 @@ export async function run(ops: readonly Op[]): Promise<void> {
         if (!upload) return;
         endUpload(upload);
         const attempts = upload.crash.attempts + 1;
-        const failure = { attempts, nextAttemptAt: clock + RETRY_MS * attempts, error: `model failure ${attempts}`, dead: attempts >= MAX_ATTEMPTS };
+        const failure = { stage: 'upload' as const, attempts, nextAttemptAt: clock + RETRY_MS * attempts, error: `model failure ${attempts}`, dead: attempts >= MAX_ATTEMPTS };
         const found = await real.writer.recordFailure(upload.crash, failure);
         const crash = find(upload.crash.crashId);
         if (found !== (crash !== undefined)) fail(`failure of ${upload.crash.crashId} said ${found ? 'recorded' : 'not there'}`);
@@ -362,14 +447,23 @@ export async function run(ops: readonly Op[]): Promise<void> {
         const candidates = op.op === 'purge' ? model : model.filter((crash) => uploads.some((upload) => upload.crash.crashId === crash.crashId));
         if (candidates.length === 0) return;
         const crash = candidates[op.pick % candidates.length]!;
-        const purged = real.operator((spool) => purgeCrash(spool, crash.crashId, () => undefined));
+        const unannounced = op.op === 'purge' && op.unannounced;
+        let purged;
+        try {
+          purged = real.operator((spool) => purgeCrash(spool, crash.crashId, op.op === 'purgeUploading' || unannounced, () => undefined));
+        } catch (error) {
+          if (!(error instanceof PurgeWouldLoseAnnouncement)) throw error;
+          if (!crash.inStorage) fail(`purge of ${crash.crashId} (not in storage) refused as unannounced`);
+          return;
+        }
+        if (crash.inStorage && op.op === 'purge' && !unannounced) fail(`purge of ${crash.crashId} (in storage, unannounced) went through without --unannounced`);
         if (purged.length !== 1 || purged[0]!.crashId !== crash.crashId) fail(`purge of ${crash.crashId} deleted ${JSON.stringify(purged)}`);
         model.splice(model.indexOf(crash), 1);
         return;
       }
       case 'purgeDead': {
-        const purged = real.operator((spool) => purgeAllDead(spool, () => undefined)).map((crash) => crash.crashId);
-        const expected = model.filter((crash) => crash.state === 'dead').map((crash) => crash.crashId);
+        const purged = real.operator((spool) => purgeAllDead(spool, op.unannounced, () => undefined)).map((crash) => crash.crashId);
+        const expected = model.filter((crash) => crash.state === 'dead' && (op.unannounced || !crash.inStorage)).map((crash) => crash.crashId);
         if (!isDeepStrictEqual(purged, expected)) fail(`purge --all-dead deleted [${purged.join(', ')}], expected [${expected.join(', ')}]`);
         for (const crashId of expected) model.splice(model.findIndex((crash) => crash.crashId === crashId), 1);
         return;
@@ -380,14 +474,14 @@ export async function run(ops: readonly Op[]): Promise<void> {
         const result = real.operator((spool) => requeueCrash(spool, crash.crashId));
         const wasDead = crash.state === 'dead';
         if (!isDeepStrictEqual(result.requeued, wasDead ? [crash.crashId] : [])) fail(`requeue of ${crash.crashId}: ${JSON.stringify(result)}`);
-        if (wasDead) Object.assign(crash, { state: 'pending', attempts: 0, nextAttemptAt: 0 });
+        if (wasDead) Object.assign(crash, { state: crash.inStorage ? 'stored' : 'pending', attempts: 0, nextAttemptAt: 0 });
         return;
       }
       case 'requeueDead': {
         const requeued = real.operator((spool) => requeueAllDead(spool, 2)).requeued;
         const expected = model.filter((crash) => crash.state === 'dead');
         if (!isDeepStrictEqual(requeued, expected.map((crash) => crash.crashId))) fail(`requeue --all-dead requeued [${requeued.join(', ')}]`);
-        for (const crash of expected) Object.assign(crash, { state: 'pending', attempts: 0, nextAttemptAt: 0 });
+        for (const crash of expected) Object.assign(crash, { state: crash.inStorage ? 'stored' : 'pending', attempts: 0, nextAttemptAt: 0 });
         return;
       }
       case 'tick':
@@ -397,6 +491,7 @@ export async function run(ops: readonly Op[]): Promise<void> {
         await real.close();
         real = await RealSpool.open(dir);
         uploads = [];
+        announcing = [];
         return;
       case 'kill': {
         const queued = op.reports.map((report) => {
@@ -408,12 +503,13 @@ export async function run(ops: readonly Op[]): Promise<void> {
         await Promise.all(queued.map((entry) => entry.written));
         real = await RealSpool.open(dir);
         uploads = [];
+        announcing = [];
         // Each queued append either committed whole or not at all; the model takes what the spool says for these alone.
         const present = new Set(real.rows().map((row) => row.crashId));
         for (const entry of queued) {
           if (!present.has(entry.crashId) || dedup.has(entry.report)) continue;
           dedup.set(entry.report, entry.crashId);
-          model.push({ crashId: entry.crashId, report: entry.report, state: 'pending', attempts: 0, nextAttemptAt: 0, dumps: entry.dumps });
+          model.push({ crashId: entry.crashId, report: entry.report, state: 'pending', attempts: 0, nextAttemptAt: 0, inStorage: false, dumps: entry.dumps });
         }
         return;
       }
@@ -424,7 +520,7 @@ export async function run(ops: readonly Op[]): Promise<void> {
     for (; step < ops.length; step++) {
       await apply(ops[step]!);
       const rows = real.rows();
-      const expected: Row[] = model.map(({ crashId, state, attempts, nextAttemptAt }) => ({ crashId, state, attempts, nextAttemptAt }));
+      const expected: Row[] = model.map(({ crashId, state, attempts, nextAttemptAt, inStorage }) => ({ crashId, state, attempts, nextAttemptAt, inStorage }));
       if (!isDeepStrictEqual(rows, expected)) {
         const missing = expected.filter((row) => !rows.some((other) => other.crashId === row.crashId)).map((row) => `${row.crashId} (report ${find(row.crashId)?.report})`);
         const extra = rows.filter((row) => !expected.some((other) => other.crashId === row.crashId)).map((row) => row.crashId);

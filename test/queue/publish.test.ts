@@ -6,11 +6,10 @@
  * (SQS) or ack (AMQP); each message is checked the moment it is read: its body is a crash ID and
  * nothing else, and that crash's raw crash is already in storage.
  */
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { rawCrashKey } from '../../src/storage/storage-keys.js';
-import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
+import { CollectorProcess } from '../helpers/collector-process.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
@@ -18,27 +17,18 @@ import { metric, scrape } from '../helpers/metrics-text.js';
 import { makeReport } from '../helpers/multipart.js';
 import { amqpQueue, queueSettings, sqsQueue, type TestQueue } from '../helpers/queues.js';
 import { sleep } from '../helpers/raw-socket.js';
-import { deletePrefix, s3Target, type S3TestTarget } from '../helpers/stored-crashes.js';
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 import { checksOf } from '../helpers/heartbeat.js';
+import { Cleanups } from '../helpers/cleanups.js';
 import { expectAnnounced, spoolCount, until } from '../helpers/announced.js';
 
 const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length < 100_000);
-const cleanups: (() => unknown)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-function fresh(name: string): { spool: string; target: S3TestTarget } {
-  const spool = tempDir(name);
-  const target = s3Target(name);
-  cleanups.push(() => rmSync(spool, { recursive: true, force: true }), () => deletePrefix(target.client, target.env['STORAGE_URL']!));
-  return { spool, target };
-}
+const cleanups = new Cleanups();
+const fresh = (name: string) => cleanups.fresh(name);
 
 async function queueOf(kind: 'sqs' | 'amqp'): Promise<TestQueue> {
   const queue = kind === 'sqs' ? await sqsQueue() : await amqpQueue();
-  cleanups.push(() => queue.close());
+  cleanups.add(() => queue.close());
   return queue;
 }
 
@@ -51,7 +41,7 @@ for (const kind of ['sqs', 'amqp'] as const) {
     const { spool, target } = fresh(`publish-${kind}`);
     const queue = await queueOf(kind);
     const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl() });
-    cleanups.push(() => collector.stop());
+    cleanups.add(() => collector.stop());
     const acked: string[] = [];
     await post(collector, 40, acked);
     const { repeats } = await expectAnnounced(t, queue, target, acked);
@@ -86,7 +76,7 @@ test('I13: amqp: two kill -9 under load, then restarts: every acknowledged crash
     await load;
     collector = await CollectorProcess.start(env, port);
   }
-  cleanups.push(() => collector.stop());
+  cleanups.add(() => collector.stop());
   t.diagnostic(`${acked.length} acknowledged across two kills`);
   // One request in flight at each kill may have been committed and not answered.
   await expectAnnounced(t, queue, target, acked, 90_000, 2);
@@ -96,9 +86,9 @@ test('I13: sqs: a 30 s queue outage (refused 15 s, then hanging 15 s) while cras
   const { spool, target } = fresh('publish-outage');
   const queue = await queueOf('sqs');
   const proxy = await FaultProxy.start(queueSettings().sqsEndpoint);
-  cleanups.push(() => proxy.close());
+  cleanups.add(() => proxy.close());
   const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(proxy.url), PUBLISH_TIMEOUT_SECONDS: '2' });
-  cleanups.push(() => collector.stop());
+  cleanups.add(() => collector.stop());
   const acked: string[] = [];
   await post(collector, 5, acked);
   await expectAnnounced(t, queue, target, acked);
@@ -132,7 +122,7 @@ test('I13: amqp: SIGTERM during a queue outage exits 0 within its deadline; the 
   const queue = await queueOf('amqp');
   const amqpPort = Number(new URL(queueSettings().amqpUrl).port);
   const proxy = await TcpFaultProxy.start(amqpPort);
-  cleanups.push(() => proxy.close());
+  cleanups.add(() => proxy.close());
   await proxy.set('refuse');
   const env = { ...target.env, SPOOL_DIR: spool, SHUTDOWN_DEADLINE_SECONDS: '2' };
   const collector = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl(proxy.port) });
@@ -149,6 +139,6 @@ test('I13: amqp: SIGTERM during a queue outage exits 0 within its deadline; the 
 
   await proxy.set('pass');
   const restarted = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl() });
-  cleanups.push(() => restarted.stop());
+  cleanups.add(() => restarted.stop());
   await expectAnnounced(t, queue, target, acked);
 });

@@ -22,7 +22,7 @@ test('storage URLs: s3 with and without prefix, file', () => {
   assert.throws(() => parseStorageUrl('file://'));
 });
 
-test('PUBLISH_URL: empty (nothing announced), sqs:<queue URL>, amqp://…?queue=<name>; anything else is refused, naming the forms', () => {
+test('PUBLISH_URL: empty (nothing announced), none (nothing, on purpose), sqs:<queue URL>, amqp://…?queue=<name>; anything else is refused, naming the forms', () => {
   assert.equal(loadConfig({}).publishUrl, undefined);
   assert.equal(parsePublishUrl('  '), undefined);
   assert.deepEqual(parsePublishUrl('sqs:https://sqs.eu-central-1.amazonaws.com/123456789012/socorro-standard'), {
@@ -35,8 +35,9 @@ test('PUBLISH_URL: empty (nothing announced), sqs:<queue URL>, amqp://…?queue=
     queue: 'socorro.normal',
   });
   for (const bad of ['sqs:', 'sqs:not a url', 'sqs:https://sqs.example.com/only-one-part', 'sqs:ftp://host/1/q', 'amqp://host/vhost', 'pubsub://project/topic', 'https://sqs.example.com/1/q']) {
-    assert.throws(() => parsePublishUrl(bad), /expected sqs:<queue URL> or amqp:\/\/user:password@host:port\/vhost\?queue=<name>/, bad);
+    assert.throws(() => parsePublishUrl(bad), /expected sqs:<queue URL>, amqp:\/\/user:password@host:port\/vhost\?queue=<name> or none/, bad);
   }
+  assert.deepEqual(parsePublishUrl('none'), { kind: 'none' }, 'nothing announced, said on purpose');
   assert.throws(() => loadConfig({ PUBLISH_URL: 'kafka://broker' }), /PUBLISH_URL: expected sqs:/);
 });
 

@@ -57,7 +57,7 @@ const rows = (reader: SpoolReader) =>
 function purge(dir: string, crashId: string): void {
   const spool = openSpoolForInspection(dir, 'write');
   try {
-    purgeCrash(spool, crashId, () => undefined);
+    purgeCrash(spool, crashId, true, () => undefined);
   } finally {
     closeInspectedSpool(spool);
   }
@@ -81,7 +81,7 @@ test('I7: the failure and the remove of a crash purged during its upload change 
     assert.equal(uploading.crashId, b);
     purge(dir, b);
     store.apply([append(c)]);
-    const failure = { attempts: 10, nextAttemptAt: Date.now() + 60_000, error: 'rejected', dead: true };
+    const failure = { stage: 'upload' as const, attempts: 10, nextAttemptAt: Date.now() + 60_000, error: 'rejected', dead: true };
     assert.deepEqual(store.apply([{ kind: 'failure', crash: uploading, failure }]), [{ found: false }]);
     assert.deepEqual(store.apply([{ kind: 'remove', crash: uploading }]), [{ found: false }]);
     assert.deepEqual(
@@ -100,7 +100,7 @@ test('I7: even a crash that holds a purged crash\'s number (a spool whose sequen
     store.apply([append(c)]);
     assert.equal(rows(reader)[0]!.seq, uploading.seq, 'C holds B\'s number');
     const crashRows = new CrashRows(db);
-    assert.equal(crashRows.recordFailure(uploading, { attempts: 1, nextAttemptAt: 0, error: 'x', dead: true }), false);
+    assert.equal(crashRows.recordFailure(uploading, { stage: 'upload', attempts: 1, nextAttemptAt: 0, error: 'x', dead: true }), false);
     assert.equal(crashRows.delete(uploading), false);
     assert.deepEqual(rows(reader).map((row) => [row.crashId, row.state]), [[c, 'pending']]);
     assert.equal(db.prepare('SELECT COUNT(*) FROM dumps').pluck().get(), 1, 'C keeps its dump');
@@ -138,10 +138,44 @@ test('I13: a crash storage confirmed becomes stored: its dumps leave, it counts 
     assert.deepEqual(store.apply([{ kind: 'stored', crash: crashA!, storedAt: 1234, bytes: 2 }]), [{ found: false }], 'stored already: not pending');
     assert.equal(db.prepare('SELECT COUNT(*) FROM dumps WHERE seq = ?').pluck().get(crashA!.seq), 0);
     assert.deepEqual(reader.due(Date.now(), 5, new Set()).map((crash) => crash.crashId), [b], 'a stored crash is not uploaded again');
-    assert.deepEqual(reader.stored(5, new Set()), [{ seq: crashA!.seq, crashId: a, bytes: 2, storedAt: 1234 }]);
-    assert.deepEqual(reader.stored(5, new Set([crashA!.seq])), []);
+    assert.deepEqual(reader.stored(Date.now(), 5, new Set()), [{ seq: crashA!.seq, crashId: a, bytes: 2, storedAt: 1234, attempts: 0 }]);
+    assert.deepEqual(reader.stored(Date.now(), 5, new Set([crashA!.seq])), []);
     const stats = reader.stats();
     assert.deepEqual([stats.pending, stats.stored, stats.dead, stats.bytes, stats.oldestStoredAt], [1, 1, 0, 12, 1234]);
     assert.deepEqual(store.apply([{ kind: 'remove', crash: { seq: crashA!.seq, crashId: a } }]), [{ found: true }]);
     assert.equal(reader.stats().stored, 0);
+  }));
+
+test('I13: a failure record touches a crash only in the state it is of: an upload\'s a pending crash, an announcement\'s a stored one', () =>
+  withStore(({ store, reader }) => {
+    const [a, b] = [newCrashId(new Date()), newCrashId(new Date())];
+    store.apply([append(a), append(b)]);
+    const [crashA, crashB] = reader.due(Date.now(), 2, new Set());
+    store.apply([{ kind: 'stored', crash: crashA!, storedAt: 1234, bytes: 2 }]);
+    const failure = (stage: 'upload' | 'announce', dead = false) => ({ stage, attempts: 1, nextAttemptAt: 99, error: `${stage} failed`, dead });
+    // A late upload failure of a crash storage has since confirmed would send it back to pending, dumps gone.
+    assert.deepEqual(store.apply([{ kind: 'failure', crash: crashA!, failure: failure('upload', true) }]), [{ found: false }]);
+    assert.deepEqual(store.apply([{ kind: 'failure', crash: crashB!, failure: failure('announce') }]), [{ found: false }], 'not stored: no announcement failed');
+    assert.deepEqual(rows(reader).map(({ state, attempts }) => [state, attempts]), [['stored', 0], ['pending', 0]]);
+    // An announcement the queue refused for good: dead, and still known to be in storage.
+    assert.deepEqual(store.apply([{ kind: 'failure', crash: crashA!, failure: failure('announce', true) }]), [{ found: true }]);
+    assert.deepEqual(reader.db.prepare('SELECT state, attempts, last_error, stored_at FROM crashes WHERE seq = ?').get(crashA!.seq), {
+      state: 'dead',
+      attempts: 1,
+      last_error: 'announce failed',
+      stored_at: 1234,
+    });
+    assert.deepEqual(reader.stored(Date.now(), 5, new Set()), [], 'a dead crash is not announced');
+  }));
+
+test('I13: a stored crash waits out a retry delay written on it before it is offered to the queue again', () =>
+  withStore(({ store, reader }) => {
+    const [a] = [newCrashId(new Date())];
+    store.apply([append(a)]);
+    const [crash] = reader.due(Date.now(), 1, new Set());
+    store.apply([{ kind: 'stored', crash: crash!, storedAt: 1, bytes: 2 }]);
+    store.apply([{ kind: 'failure', crash: crash!, failure: { stage: 'announce', attempts: 1, nextAttemptAt: 5000, error: 'refused', dead: false } }]);
+    assert.deepEqual(reader.stored(4999, 5, new Set()), []);
+    assert.deepEqual(reader.stored(5000, 5, new Set()).map((stored) => [stored.crashId, stored.attempts]), [[a, 1]]);
+    assert.equal(reader.nextStoredDueAt(), 5000);
   }));

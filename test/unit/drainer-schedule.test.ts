@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { newCrashId } from '../../src/crash-id.js';
-import type { Crash } from '../../src/crash.js';
 import { Drainer } from '../../src/drain/drainer.js';
 import { createMetrics } from '../../src/metrics.js';
 import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/schema.js';
@@ -21,6 +20,7 @@ import { SpoolReader } from '../../src/spool/runtime/reader.js';
 import { SpoolUsage } from '../../src/spool/runtime/usage.js';
 import { SpoolWriter } from '../../src/spool/runtime/writer.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
+import { syntheticCrash as crash } from '../helpers/synthetic-crash.js';
 
 const busy = () => Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
 
@@ -39,19 +39,6 @@ class FailingOnce extends SpoolReader {
   }
 }
 
-function crash(crashId: string): Crash {
-  return {
-    crashId,
-    receivedAt: Date.now(),
-    rawCrash: {
-      submitted_timestamp: new Date().toISOString(),
-      uuid: crashId,
-      version: 2,
-      metadata: { collector_notes: [], dump_checksums: {}, payload: 'multipart', payload_compressed: '0', payload_size: 0, throttle_rule: 'accept_everything', user_agent: 'test' },
-    },
-    dumps: [{ name: 'upload_file_minidump', data: Buffer.from(`dump of ${crashId}`) }],
-  };
-}
 
 test('I11: the drainer\'s due-time reads failing once are logged and counted, and draining goes on', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'crashspool-schedule-'));

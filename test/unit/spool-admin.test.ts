@@ -219,16 +219,16 @@ test('requeue and purge on a spool', () => {
 
     const logged: PurgedCrash[] = [];
     assert.deepEqual(
-      purgeAllDead(spool, (each) => logged.push(each)).map((each) => each.crashId),
+      purgeAllDead(spool, false, (each) => logged.push(each)).map((each) => each.crashId),
       [ids[3]],
     );
     assert.deepEqual(
       logged.map((each) => [each.crashId, each.state]),
       [[ids[3], 'dead']],
     );
-    purgeCrash(spool, ids[0]!, (each) => logged.push(each));
+    purgeCrash(spool, ids[0]!, false, (each) => logged.push(each));
     assert.equal(logged.length, 2);
-    assert.throws(() => purgeCrash(spool, ids[0]!, () => assert.fail('nothing purged')), CrashNotFound);
+    assert.throws(() => purgeCrash(spool, ids[0]!, false, () => assert.fail('nothing purged')), CrashNotFound);
     assert.equal((spool.db.prepare('SELECT COUNT(*) AS n FROM dumps').get() as { n: number }).n, 3, 'their dumps went with them');
 
     // Batches: every dead crash is requeued however many batches it takes.

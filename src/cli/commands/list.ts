@@ -15,6 +15,8 @@ export function listingJson(crash: CrashListing) {
     next_attempt_at: crash.state === 'pending' && crash.nextAttemptAt > 0 ? iso(crash.nextAttemptAt) : null,
     due_now: crash.state === 'pending' && crash.nextAttemptAt <= Date.now(),
     last_error: crash.lastError,
+    // In storage and never announced: stored (waiting for the queue), or dead after storage took it.
+    stored_at: iso(crash.storedAt),
   };
 }
 
@@ -23,7 +25,8 @@ export const list: Command = {
   brief: 'one crash per line, newest first',
   synopsis: 'list [--state pending|stored|dead] [--limit N] [--older-than DURATION] [--oldest-first]',
   description: `One crash per line: ID, state, received (ISO 8601 UTC), size, number of dumps, attempts,
-last error. Newest first unless --oldest-first. --older-than takes a DURATION such as 30s, 15m,
+last error. A stored crash's attempts and last error are those of announcing it (the queue's
+answer); "dead (stored)" is a crash in storage whose ID the queue refused for good. Newest first unless --oldest-first. --older-than takes a DURATION such as 30s, 15m,
 2h or 7d and keeps crashes received longer ago than that.`,
   options: {
     state: { type: 'string' },
@@ -54,7 +57,7 @@ last error. Newest first unless --oldest-first. --older-than takes a DURATION su
           ['CRASH ID', 'STATE', 'RECEIVED', 'SIZE', 'DUMPS', 'ATTEMPTS', 'LAST ERROR'],
           crashes.map((crash) => [
             crash.crashId,
-            crash.state,
+            crash.state === 'dead' && crash.storedAt !== null ? 'dead (stored)' : crash.state,
             iso(crash.receivedAt)!,
             formatBytes(crash.bytes),
             String(crash.dumpNames.length),

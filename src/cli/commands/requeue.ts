@@ -5,10 +5,11 @@ import { write, writeJson } from '../format.js';
 
 export const requeue: Command = {
   name: 'requeue',
-  brief: 'move dead-letter crashes back to pending',
+  brief: 'move dead-letter crashes back to pending (or stored)',
   synopsis: 'requeue <crash_id> | --all-dead',
   description: `Moves dead-letter crashes back to pending: attempts reset to 0, due at once, last error
-kept. A running collector picks them up the next time its drainer looks for work (the next
+kept. A crash that died waiting for the queue (in storage already, "dead (stored)" in list) goes
+back to stored, to be announced. A running collector picks them up the next time its drainer looks for work (the next
 crash received, or its next retry). A crash that is pending already, or stored (in storage,
 waiting for the queue), is left as it is.`,
   options: { 'all-dead': { type: 'boolean' } },

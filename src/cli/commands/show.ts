@@ -9,7 +9,9 @@ export const show: Command = {
   brief: 'one crash: state, errors, dumps, raw crash JSON',
   synopsis: 'show <crash_id>',
   description: `One crash: state, attempts, last error, dump names with sizes and SHA-256, and the raw
-crash JSON (annotations and metadata) exactly as it will be uploaded. <crash_id> may carry the
+crash JSON (annotations and metadata) exactly as it will be uploaded. For a crash in storage and
+not announced yet (stored, or dead after the queue refused it), attempts and last error are those
+of announcing it. <crash_id> may carry the
 bp- prefix the collector answers with.`,
   options: {},
   positionals: ['crash_id'],
@@ -29,9 +31,11 @@ bp- prefix the collector answers with.`,
     }
     const nextAttempt =
       crash.state === 'dead'
-        ? '- (dead-letter: requeue to retry)'
+        ? crash.storedAt !== null
+          ? `- (dead-letter: in storage since ${iso(crash.storedAt)}, not announced: the queue refused its ID; requeue to announce it)`
+          : '- (dead-letter: requeue to retry)'
         : crash.state === 'stored'
-          ? `- (in storage since ${iso(crash.storedAt)}; its ID waits for the queue)`
+          ? `${crash.nextAttemptAt <= now ? 'due now' : iso(crash.nextAttemptAt)!} (in storage since ${iso(crash.storedAt)}, not announced yet: its ID waits for the queue)`
           : crash.nextAttemptAt <= now
             ? 'due now'
             : iso(crash.nextAttemptAt)!;

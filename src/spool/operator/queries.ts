@@ -167,7 +167,7 @@ export interface ListOptions {
 }
 
 
-const LISTING_COLUMNS = 'seq, crash_id, received_at, dump_names, bytes, state, attempts, next_attempt_at, last_error';
+const LISTING_COLUMNS = 'seq, crash_id, received_at, dump_names, bytes, state, attempts, next_attempt_at, last_error, stored_at';
 
 /** Crashes in spool order (the order they were received), newest first unless `oldestFirst`. */
 export function listCrashes(spool: Pick<InspectedSpool, 'db'>, options: ListOptions = {}): CrashListing[] {

@@ -1,6 +1,6 @@
 /**
- * What each user of the spool writer sees of it: the HTTP side appends, the drainer removes and
- * records failures, health probes. SpoolWriter is all three; tests give each user a small fake.
+ * What each user of the spool writer sees of it: the HTTP side appends, the drain stage removes,
+ * marks stored and records failures, health probes. SpoolWriter is all three; tests give each user a small fake.
  */
 import type { Crash } from '../../crash.js';
 import type { CrashRef, FailureRecord } from '../crash-rows.js';
@@ -19,7 +19,7 @@ export interface DrainedCrashes {
   remove(crash: CrashRef & { bytes: number }): Promise<boolean>;
   /** Storage confirmed every object; the crash ID now waits for the queue. False when the crash had left the spool (I7). */
   markStored(crash: CrashRef & { bytes: number; rawCrashBytes: number }): Promise<boolean>;
-  /** False when the crash had left the spool (I7). */
+  /** False when the crash had left the spool, or is no longer in the state the failure is of (I7). */
   recordFailure(crash: CrashRef, failure: FailureRecord): Promise<boolean>;
 }
 

@@ -32,6 +32,8 @@ export interface StoredCrash {
   crashId: string;
   bytes: number;
   storedAt: number;
+  /** Announcements the queue refused as this crash's fault, so far. */
+  attempts: number;
 }
 
 /**
@@ -49,6 +51,7 @@ export class SpoolReader {
   private readonly oldestDueStatement: Database.Statement;
   private readonly pageSize: number;
   private readonly storedStatement: Database.Statement;
+  private readonly nextStoredDueStatement: Database.Statement;
   private readonly statsStatement: Database.Statement;
 
   constructor(readonly db: Database.Database) {
@@ -59,7 +62,11 @@ export class SpoolReader {
     ).pluck();
     this.pageSize = db.pragma('page_size', { simple: true }) as number;
     this.dueStatement = db.prepare(DUE_SQL);
-    this.storedStatement = db.prepare(`SELECT seq, crash_id, bytes, stored_at FROM crashes WHERE state = 'stored' ORDER BY seq LIMIT ?`);
+    // As DUE_SQL: the `+` keeps SQLite walking crashes_by_state in seq order.
+    this.storedStatement = db.prepare(
+      `SELECT seq, crash_id, bytes, stored_at, attempts FROM crashes WHERE state = 'stored' AND +next_attempt_at <= ? ORDER BY seq LIMIT ?`,
+    );
+    this.nextStoredDueStatement = db.prepare(`SELECT MIN(next_attempt_at) FROM crashes WHERE state = 'stored'`).pluck();
     this.statsStatement = db.prepare(
       `SELECT COALESCE(SUM(state = 'pending'), 0) AS pending, COALESCE(SUM(state = 'stored'), 0) AS stored,
               COALESCE(SUM(state = 'dead'), 0) AS dead, COALESCE(SUM(bytes), 0) AS bytes,
@@ -112,15 +119,21 @@ export class SpoolReader {
   }
 
   /**
-   * Up to `limit` stored crashes, the longest waiting first, skipping those in `exclude` (being
-   * published). Reads only the rows it returns.
+   * Up to `limit` stored crashes due by `now` (not waiting out a retry delay written on them), the
+   * longest waiting first, skipping those in `exclude` (being published, or waiting in memory).
+   * Reads only the rows it returns.
    */
-  stored(limit: number, exclude: ReadonlySet<number>): StoredCrash[] {
-    const rows = this.storedStatement.all(limit + exclude.size) as { seq: number; crash_id: string; bytes: number; stored_at: number | null }[];
+  stored(now: number, limit: number, exclude: ReadonlySet<number>): StoredCrash[] {
+    const rows = this.storedStatement.all(now, limit + exclude.size) as { seq: number; crash_id: string; bytes: number; stored_at: number | null; attempts: number }[];
     return rows
       .filter((row) => !exclude.has(row.seq))
       .slice(0, limit)
-      .map((row) => ({ seq: row.seq, crashId: row.crash_id, bytes: row.bytes, storedAt: row.stored_at ?? 0 }));
+      .map((row) => ({ seq: row.seq, crashId: row.crash_id, bytes: row.bytes, storedAt: row.stored_at ?? 0, attempts: row.attempts }));
+  }
+
+  /** The earliest time a stored crash is due to be announced, or undefined when none is stored. */
+  nextStoredDueAt(): number | undefined {
+    return (this.nextStoredDueStatement.get() as number | null) ?? undefined;
   }
 
   /** Counts over the whole spool: one pass over the crash rows (not the dumps). */

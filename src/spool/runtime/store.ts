@@ -39,7 +39,9 @@ export type WriteOp =
   | { kind: 'stored'; crash: CrashRef; storedAt: number; bytes: number }
   | { kind: 'expireDedup'; before: number; limit: number }
   | { kind: 'failure'; crash: CrashRef; failure: FailureRecord }
-  | { kind: 'probe' };
+  | { kind: 'probe' }
+  /** A value of the spool's own (`meta`); null deletes it. */
+  | { kind: 'meta'; key: string; value: string | null };
 
 /** How a report is recognised when it comes again (see report-identity.ts). */
 export interface DedupKey {
@@ -77,6 +79,8 @@ export class SpoolStore {
   private readonly insertBody: Database.Statement;
   private readonly rows: CrashRows;
   private readonly probe: Database.Statement;
+  private readonly setMeta: Database.Statement;
+  private readonly deleteMeta: Database.Statement;
   private readonly dedup: DedupIndex;
   private readonly rawCrashOf: Database.Statement;
   private readonly updateRawCrash: Database.Statement;
@@ -90,6 +94,8 @@ export class SpoolStore {
     this.insertBody = db.prepare('INSERT INTO bodies (seq, gzip) VALUES (?, ?)');
     this.rows = new CrashRows(db);
     this.probe = db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat', ?)`);
+    this.setMeta = db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    this.deleteMeta = db.prepare('DELETE FROM meta WHERE key = ?');
     this.dedup = new DedupIndex(db);
     this.rawCrashOf = db.prepare('SELECT raw_crash FROM crashes WHERE crash_id = ?').pluck();
     this.updateRawCrash = db.prepare('UPDATE crashes SET raw_crash = ? WHERE crash_id = ?');
@@ -121,9 +127,14 @@ export class SpoolStore {
         // I2: only for a crash whose every object storage has confirmed; its dumps go now.
         return { found: this.rows.markStored(op.crash, op.storedAt, op.bytes) };
       case 'failure':
+        // Only while the crash is in the state the failure is of (pending for uploads, stored for announcements).
         return { found: this.rows.recordFailure(op.crash, op.failure) };
       case 'probe':
         this.probe.run(new Date().toISOString());
+        return;
+      case 'meta':
+        if (op.value === null) this.deleteMeta.run(op.key);
+        else this.setMeta.run(op.key, op.value);
         return;
     }
   }

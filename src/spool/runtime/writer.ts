@@ -257,6 +257,11 @@ export class SpoolWriter implements CrashAppender, DrainedCrashes, SpoolProbe {
     return wasFound(await this.send({ kind: 'failure', crash: { seq: crash.seq, crashId: crash.crashId }, failure }));
   }
 
+  /** Sets (or, with null, deletes) one of the spool's own values (`meta`); resolves once committed. */
+  async setMeta(key: string, value: string | null): Promise<void> {
+    await this.send({ kind: 'meta', key, value });
+  }
+
   /** A real (tiny) durable write: proves the spool can still commit. */
   async probe(): Promise<void> {
     await this.send({ kind: 'probe' });
