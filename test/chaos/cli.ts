@@ -7,6 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { amqpQueue, sqsQueue } from '../helpers/queues.js';
 import { runChaos, type ChaosResult } from './harness.js';
 
 function positiveInteger(name: string, text: string | undefined, fallback: number): number {
@@ -25,13 +26,15 @@ const { values } = parseArgs({
     clients: { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'string' },
+    publish: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
 });
 if (values.help) {
   process.stdout.write(
-    'usage: node --import tsx test/chaos/cli.ts [--kills N (200)] [--clients N (4)] [--seed N] [--json FILE]\n' +
+    'usage: node --import tsx test/chaos/cli.ts [--kills N (200)] [--clients N (4)] [--seed N] [--publish sqs|amqp] [--json FILE]\n' +
+      '  --publish Q  announce every crash on a queue of scripts/local-queues (PUBLISH_URL) and check each acknowledged one was\n' +
       '  --json FILE  write the full details (every kill, every lost crash) as JSON\n',
   );
   process.exit(0);
@@ -40,11 +43,17 @@ if (values.help) {
 const kills = positiveInteger('kills', values.kills, 200);
 const clients = positiveInteger('clients', values.clients, 4);
 const seed = values.seed === undefined ? undefined : positiveInteger('seed', values.seed, 0);
+if (values.publish !== undefined && values.publish !== 'sqs' && values.publish !== 'amqp') {
+  process.stderr.write(`chaos: --publish takes sqs or amqp, got '${values.publish}'\n`);
+  process.exit(2);
+}
+const queue = values.publish === undefined ? undefined : values.publish === 'sqs' ? await sqsQueue() : await amqpQueue();
 const started = Date.now();
 const result: ChaosResult = await runChaos({
   kills,
   clients,
   ...(seed === undefined ? {} : { seed }),
+  ...(queue ? { publish: queue } : {}),
   drainTimeoutMs: 300_000,
   progress: (line) => process.stderr.write(`chaos: ${line}\n`),
 });
@@ -64,6 +73,7 @@ const summary = {
   restartMs: details.restartMs,
   finalStart: details.finalStart,
   drain: details.drain,
+  announce: details.announce && { ...details.announce, unannounced: details.announce.unannounced.slice(0, 20) },
   finalExit: details.finalExit,
   verifyMs: details.verifyMs,
   lostCrashes: details.lostCrashes.slice(0, 20),
@@ -78,5 +88,7 @@ const clean =
   details.unexpectedExits.length === 0 &&
   details.duplicateIds === 0 &&
   details.drain.drained &&
+  (details.announce?.unannounced.length ?? 0) === 0 &&
   details.finalExit.code === 0;
+await queue?.close();
 process.exit(clean ? 0 : 1);

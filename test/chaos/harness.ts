@@ -18,6 +18,11 @@
  * and the raw crash. Anything missing is reported with the evidence found for it (which collector
  * acknowledged it, whether one logged its upload, what the spool still says about it).
  *
+ * With `publish` (a queue of scripts/local-queues), every collector announces on it (PUBLISH_URL),
+ * so kills also land mid-publish and between storage and the queue; at the end every acknowledged
+ * crash must also have been announced at least once (I13), and nothing unacknowledged beyond the
+ * requests cut by kills.
+ *
  * Needs the local Ceph RGW (scripts/local-s3) in the environment: S3_ENDPOINT, S3_TEST_BUCKET,
  * AWS_*, and LOCAL_S3_* to select the cluster whose radosgw is stopped and started.
  */
@@ -35,6 +40,7 @@ import { deletePrefix, expectedFrom, s3Target, storedProblems, type Expected } f
 import { seededRandom } from '../helpers/random.js';
 import { checkSpoolCopy } from '../helpers/spool-copy.js';
 import { checksOf } from '../helpers/heartbeat.js';
+import type { TestQueue } from '../helpers/queues.js';
 
 const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url));
 const STYLES: ClientStyle[] = ['breakpad', 'crashpad', 'mozilla', 'electron'];
@@ -65,6 +71,8 @@ export interface ChaosOptions {
   verifyConcurrency?: number;
   /** Extra collector environment (e.g. SPOOL_DURABILITY). */
   collectorEnv?: Record<string, string>;
+  /** Announce on this queue (PUBLISH_URL) and check at the end that every acknowledged crash was. */
+  publish?: TestQueue;
   /** Progress lines (kills, outage); default: none. */
   progress?: (line: string) => void;
   /** Print the `acknowledged N, stored N, lost N` line (console.log). Default true. */
@@ -156,6 +164,8 @@ export interface ChaosDetails {
    */
   finalStart: { pending: number; dead: number; integrityCheckSkipped: boolean; integrity: string };
   drain: { drained: boolean; ms: number; dead: number };
+  /** With `publish`: acknowledged crashes never announced, messages read, and repeats among them. */
+  announce?: { unannounced: string[]; messages: number; repeats: number; unacknowledged: number };
   finalExit: { code: number | null; signal: string | null };
   verifyMs: number;
   lostCrashes: LostCrash[];
@@ -203,6 +213,7 @@ interface Acked {
 interface Heartbeat {
   spool_depth?: { pending?: number; dead?: number };
   drainer?: { uploading?: number };
+  queue?: { waiting?: number };
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
@@ -246,6 +257,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     DRAIN_RETRY_BASE_SECONDS: '0.1',
     DRAIN_RETRY_MAX_SECONDS: '1',
     ...options.collectorEnv,
+    ...(options.publish ? { PUBLISH_URL: options.publish.publishUrl() } : {}),
   };
 
   const acked = new Map<string, Acked>();
@@ -434,7 +446,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const answer = await fetch(`${final.url}/__heartbeat__`, { headers: { Connection: 'close' } });
       const health = checksOf(await answer.json()) as unknown as Heartbeat;
       deadAtEnd = health.spool_depth?.dead ?? -1;
-      if (health.spool_depth?.pending === 0 && health.drainer?.uploading === 0) {
+      if (health.spool_depth?.pending === 0 && health.drainer?.uploading === 0 && (!options.publish || health.queue?.waiting === 0)) {
         drained = true;
         break;
       }
@@ -444,6 +456,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await sleep(200);
   }
   const drain = { drained, ms: Date.now() - drainStart, dead: deadAtEnd };
+  const announce = options.publish && (await readAnnouncements(options.publish, new Set(acked.keys())));
 
   // Verify every acknowledged crash in S3, byte for byte.
   const verifyStart = Date.now();
@@ -524,6 +537,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     restartMs: { min: sorted[0] ?? 0, median: sorted[Math.floor(sorted.length / 2)] ?? 0, max: sorted.at(-1) ?? 0 },
     finalStart,
     drain,
+    ...(announce ? { announce } : {}),
     finalExit: finalExit ? { code: finalExit.code, signal: finalExit.signal } : { code: null, signal: 'SIGKILL (no exit within 60 s of SIGTERM)' },
     verifyMs,
     lostCrashes,
@@ -532,3 +546,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   return { acknowledged, stored, lost, kills: perKill.length, details };
 }
 
+/** Reads the queue until every acknowledged crash was announced, or 30 s passed without a new message. */
+async function readAnnouncements(queue: TestQueue, acked: ReadonlySet<string>): Promise<NonNullable<ChaosDetails['announce']>> {
+  const seen = new Map<string, number>();
+  let quietSince = Date.now();
+  while ([...acked].some((crashId) => !seen.has(crashId)) && Date.now() - quietSince < 30_000) {
+    const bodies = await queue.receive();
+    if (bodies.length > 0) quietSince = Date.now();
+    for (const body of bodies) seen.set(body, (seen.get(body) ?? 0) + 1);
+    await sleep(200);
+  }
+  const messages = [...seen.values()].reduce((sum, count) => sum + count, 0);
+  return {
+    unannounced: [...acked].filter((crashId) => !seen.has(crashId)),
+    messages,
+    repeats: messages - seen.size,
+    unacknowledged: [...seen.keys()].filter((crashId) => !acked.has(crashId)).length,
+  };
+}

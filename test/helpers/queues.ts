@@ -4,7 +4,7 @@
  * gets a queue of its own.
  */
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import amqp from 'amqplib';
+import amqp, { type Channel } from 'amqplib';
 import { randomBytes } from 'node:crypto';
 
 export function queueSettings() {
@@ -53,6 +53,8 @@ export async function sqsQueue(): Promise<TestQueue> {
 export interface AmqpTestQueue extends TestQueue {
   deleteQueue(): Promise<void>;
   declareQueue(): Promise<void>;
+  /** Puts `count` messages that are no crash ID on the queue (to fill one with `x-max-length`). */
+  fill(count: number): Promise<void>;
 }
 
 /** `args`: the queue's arguments, e.g. `{ 'x-max-length': 5, 'x-overflow': 'reject-publish' }`. */
@@ -60,13 +62,27 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
   const { amqpUrl } = queueSettings();
   const queueName = name('amqp');
   const connection = await amqp.connect(amqpUrl);
-  const channel = await connection.createChannel();
-  const declareQueue = async () => void (await channel.assertQueue(queueName, { durable: true, arguments: args }));
+  // Reading a queue that was deleted closes the channel (404): the next call opens another.
+  connection.on('error', () => undefined);
+  let open: Promise<Channel> | undefined;
+  const channelOf = () =>
+    (open ??= connection.createChannel().then((channel) => {
+      channel.on('error', () => undefined);
+      channel.on('close', () => (open = undefined));
+      return channel;
+    }));
+  const declareQueue = async () => void (await (await channelOf()).assertQueue(queueName, { durable: true, arguments: args }));
   await declareQueue();
   return {
     declareQueue,
     async deleteQueue() {
-      await channel.deleteQueue(queueName);
+      await (await channelOf()).deleteQueue(queueName);
+    },
+    async fill(count) {
+      const channel = await channelOf();
+      for (let sent = 0; sent < count; sent++) channel.sendToQueue(queueName, Buffer.from(`filler ${sent}`));
+      // Answered only after what this channel sent before it was routed.
+      await channel.checkQueue(queueName);
     },
     publishUrl(via) {
       const url = new URL(amqpUrl);
@@ -75,6 +91,7 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
       return url.href;
     },
     async receive() {
+      const channel = await channelOf();
       const bodies: string[] = [];
       for (let message = await channel.get(queueName); message; message = await channel.get(queueName)) {
         bodies.push(message.content.toString());
@@ -83,7 +100,7 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
       return bodies;
     },
     async close() {
-      await channel.deleteQueue(queueName).catch(() => undefined);
+      await (await channelOf()).deleteQueue(queueName).catch(() => undefined);
       await connection.close();
     },
   };

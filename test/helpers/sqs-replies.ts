@@ -47,25 +47,27 @@ export const sqsReplies = {
   /** A 200 whose body is not JSON. */
   garbage: (): FaultMode => rewriteAnswer(() => ({ status: 200, body: Buffer.from('<html>proxy error</html>') })),
   /**
-   * The queue refuses one crash ID, as its fault (`SenderFault: true`), every time; the others of
-   * its batch are sent on and confirmed. The refused message never reaches the queue.
+   * The queue refuses one crash ID (or each one `which` picks), as its fault (`SenderFault: true`),
+   * every time; the others of its batch are sent on and confirmed. A refused message never reaches
+   * the queue.
    */
-  refuse(crashId: string, code = 'InvalidMessageContents'): FaultMode {
+  refuse(which: string | ((crashId: string) => boolean), code = 'InvalidMessageContents'): FaultMode {
+    const refused = typeof which === 'string' ? (crashId: string) => crashId === which : which;
     return {
       kind: 'rewrite',
       request(body) {
         const sent = batchOf(body);
-        const kept = sent.Entries.filter((entry) => entry.MessageBody !== crashId);
+        const kept = sent.Entries.filter((entry) => !refused(entry.MessageBody));
         if (kept.length === sent.Entries.length) return body;
         // None kept: an empty batch, which the server refuses as a whole (the answer is replaced).
         return Buffer.from(JSON.stringify({ ...JSON.parse(body.toString('utf8')), Entries: kept }));
       },
       answer(real, sentBody) {
-        const refused = batchOf(sentBody).Entries.filter((entry) => entry.MessageBody === crashId);
-        if (refused.length === 0) return real;
+        const gone = batchOf(sentBody).Entries.filter((entry) => refused(entry.MessageBody));
+        if (gone.length === 0) return real;
         const answer = (real.status === 200 ? JSON.parse(real.body.toString('utf8')) : {}) as BatchAnswer;
-        const failed = refused.map((entry) => ({ Id: entry.Id, SenderFault: true, Code: code, Message: 'refused by the fault proxy' }));
-        return json(200, { Successful: (answer.Successful ?? []).filter((entry) => !refused.some((gone) => gone.Id === entry.Id)), Failed: [...(answer.Failed ?? []), ...failed] });
+        const failed = gone.map((entry) => ({ Id: entry.Id, SenderFault: true, Code: code, Message: 'refused by the fault proxy' }));
+        return json(200, { Successful: (answer.Successful ?? []).filter((entry) => !gone.some((one) => one.Id === entry.Id)), Failed: [...(answer.Failed ?? []), ...failed] });
       },
     };
   },
