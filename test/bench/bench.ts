@@ -60,6 +60,8 @@ export interface BenchSettings {
   /** Crashes pre-filled for the drain phase, and crashes uploaded at once. */
   drainCrashes: number;
   drainConcurrency: number;
+  /** Interleaved rounds of the drain without and with publishing (the latter when a queue runs). */
+  drainRounds: number;
   /** Crashes in the spool for the restart phase, and each one's dump size. */
   restartCrashes: number;
   restartDumpBytes: number;
@@ -86,6 +88,7 @@ export const FULL_SETTINGS: BenchSettings = {
   corpusSize: 64,
   drainCrashes: 2000,
   drainConcurrency: 8,
+  drainRounds: 3,
   restartCrashes: 100_000,
   restartDumpBytes: 1024,
   diskMiB: 512,
@@ -102,6 +105,7 @@ export const SMOKE_SETTINGS: BenchSettings = {
   corpusSize: 16,
   drainCrashes: 40,
   drainConcurrency: 8,
+  drainRounds: 1,
   restartCrashes: 2000,
   restartDumpBytes: 1024,
   diskMiB: 32,
@@ -168,7 +172,11 @@ const VARIANT_LABELS = {
 
 /** The run with the median rate (the lower middle one of an even count): the row shown for a set of rounds. */
 function medianRun<T extends { load: LoadResult }>(runs: T[]): T {
-  const sorted = [...runs].sort((x, y) => x.load.crashesPerSecond - y.load.crashesPerSecond);
+  return medianBy(runs, (run) => run.load.crashesPerSecond);
+}
+
+function medianBy<T>(runs: T[], rate: (run: T) => number): T {
+  const sorted = [...runs].sort((x, y) => rate(x) - rate(y));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
@@ -457,15 +465,15 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
 
     // The raw loop runs before and after the collector (on a copy of the spool), and its mean is
     // the baseline: the S3 server's speed drifts between runs (measured: 143/s before, 174/s after).
-    const rawCopyDir = scratchDir('drain-raw');
-    // With a queue to announce on (SQS_QUEUE_URL: scripts/local-queues), the same spool is drained
-    // again with PUBLISH_URL set: the cost of publishing to the drain rate.
+    // With a queue to announce on (SQS_QUEUE_URL: scripts/local-queues), each round drains a copy of
+    // the same spool without and with PUBLISH_URL, in alternating order (A B, B A, …): the cost of
+    // publishing to the drain rate is the ratio within a round, its median over the rounds.
     const queueUrl = process.env['SQS_QUEUE_URL'];
-    const publishCopyDir = queueUrl ? scratchDir('drain-publish') : undefined;
-    for (const file of ['spool.db', 'spool.db-wal', 'spool.db-shm']) {
-      if (existsSync(join(drainDir, file))) copyFileSync(join(drainDir, file), join(rawCopyDir, file));
-      if (publishCopyDir && existsSync(join(drainDir, file))) copyFileSync(join(drainDir, file), join(publishCopyDir, file));
-    }
+    const copyOfSpool = (name: string) => {
+      const dir = scratchDir(name);
+      for (const file of ['spool.db', 'spool.db-wal', 'spool.db-shm']) if (existsSync(join(drainDir, file))) copyFileSync(join(drainDir, file), join(dir, file));
+      return dir;
+    };
     const rawCpu = new CpuWindow(process.pid);
     const rawLoop = async (dir: string, prefix: string) => {
       progress(`drain: raw PutObject loop, ${settings.drainConcurrency} crashes at a time`);
@@ -473,62 +481,88 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       const result = await rawPutLoop(s3, dir, `${runPrefix}${prefix}`, settings.drainConcurrency);
       rawCpu.end();
       progress(`  ${result.crashesPerSecond.toFixed(1)} crashes/s`);
+      await deletePrefix(s3, `${runPrefix}${prefix}`);
       return { result, cpu: { process: rawCpu.processPercent, other: rawCpu.otherPercent, machine: rawCpu.machinePercent } };
     };
     const rawBefore = await rawLoop(drainDir, 'raw-before/');
-    await deletePrefix(s3, `${runPrefix}raw-before/`);
 
-    progress(`drain: collector, DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
-    const drainer = await started(
-      CollectorProcess.start({
-        SPOOL_DIR: drainDir,
-        SPOOL_DURABILITY: 'full',
-        DRAIN_CONCURRENCY: String(settings.drainConcurrency),
-        ...s3Env(s3, `${runPrefix}drain/`),
-      }),
-    );
-    const drainRss = new RssSampler(drainer.child.pid!);
-    const drainCpu = new CpuWindow(drainer.child.pid!);
-    drainCpu.start();
-    const drainDeadline = Date.now() + Math.max(120_000, settings.drainCrashes * 100);
-    while (drainer.countLogs('crash uploaded') < settings.drainCrashes && Date.now() < drainDeadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    /** One drain of a copy of the pre-filled spool, to its last upload (or, publishing, its last confirmed announcement). */
+    const drainOnce = async (publishing: boolean, round: number) => {
+      const dir = copyOfSpool(publishing ? 'drain-publish' : 'drain');
+      const prefix = `${runPrefix}drain-${publishing ? 'publish' : 'plain'}-${round}/`;
+      progress(`drain round ${round + 1} of ${settings.drainRounds}: collector${publishing ? ' with PUBLISH_URL (SQS)' : ''}, DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
+      const collector = await started(
+        CollectorProcess.start({
+          SPOOL_DIR: dir,
+          SPOOL_DURABILITY: 'full',
+          DRAIN_CONCURRENCY: String(settings.drainConcurrency),
+          ...(publishing ? { PUBLISH_URL: `sqs:${queueUrl}` } : {}),
+          ...s3Env(s3, prefix),
+        }),
+      );
+      const done = publishing ? 'crash published' : 'crash uploaded';
+      const rss = new RssSampler(collector.child.pid!);
+      const cpu = new CpuWindow(collector.child.pid!);
+      cpu.start();
+      const deadline = Date.now() + Math.max(120_000, settings.drainCrashes * 100);
+      while (collector.countLogs(done) < settings.drainCrashes && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      const peak = rss.stop();
+      cpu.end();
+      const state = await heartbeat(collector.url);
+      await stopped(collector);
+      const finished = collector.logs.filter((line) => line.msg === done);
+      const uploads = collector.logs.filter((line) => line.msg === 'crash uploaded');
+      if (finished.length < settings.drainCrashes) throw new Error(`drain${publishing ? ' with publishing' : ''}: only ${finished.length} of ${settings.drainCrashes} before the deadline`);
+      if (publishing) await purgeQueue(queueUrl!);
+      await deletePrefix(s3, prefix);
+      rmSync(dir, { recursive: true, force: true });
+      const startedAt = logTime(collector.logs.find((line) => line.msg === 'collector started')!);
+      const seconds = (Math.max(...finished.map(logTime)) - startedAt) / 1000;
+      progress(`  ${(finished.length / seconds).toFixed(1)} crashes/s`);
+      return {
+        n: finished.length,
+        seconds,
+        rate: finished.length / seconds,
+        bytes: uploads.reduce((sum, line) => sum + Number(line['bytes'] ?? 0), 0),
+        uploadMs: uploads.map((line) => Number(line['ms'])).sort((x, y) => x - y),
+        uploadedSeconds: (Math.max(...uploads.map(logTime)) - startedAt) / 1000,
+        peak,
+        cpu,
+        pendingAtEnd: state.pending,
+      };
+    };
+    const plainRuns: Awaited<ReturnType<typeof drainOnce>>[] = [];
+    const publishRuns: Awaited<ReturnType<typeof drainOnce>>[] = [];
+    for (let round = 0; round < settings.drainRounds; round++) {
+      for (const publishing of round % 2 === 0 ? [false, true] : [true, false]) {
+        if (publishing && !queueUrl) continue;
+        (publishing ? publishRuns : plainRuns).push(await drainOnce(publishing, round));
+      }
     }
-    const drainPeak = drainRss.stop();
-    drainCpu.end();
-    const uploads = drainer.logs.filter((line) => line.msg === 'crash uploaded');
-    const drainState = await heartbeat(drainer.url);
-    await stopped(drainer);
-    if (uploads.length < settings.drainCrashes) throw new Error(`drain: only ${uploads.length} of ${settings.drainCrashes} uploaded before the deadline`);
-    const drainStarted = logTime(drainer.logs.find((line) => line.msg === 'collector started')!);
-    const drainSeconds = (Math.max(...uploads.map(logTime)) - drainStarted) / 1000;
-    const drainBytes = uploads.reduce((sum, line) => sum + Number(line['bytes'] ?? 0), 0);
-    await deletePrefix(s3, `${runPrefix}drain/`);
-    const rawAfter = await rawLoop(rawCopyDir, 'raw-after/');
-    rmSync(rawCopyDir, { recursive: true, force: true });
+    const rawAfter = await rawLoop(copyOfSpool('drain-raw'), 'raw-after/');
     const raw = {
       crashes: rawBefore.result.crashes,
       seconds: (rawBefore.result.seconds + rawAfter.result.seconds) / 2,
       crashesPerSecond: (rawBefore.result.crashesPerSecond + rawAfter.result.crashesPerSecond) / 2,
       mbPerSecond: (rawBefore.result.mbPerSecond + rawAfter.result.mbPerSecond) / 2,
     };
-    ratios['drain_collector_vs_raw_put_loop'] = uploads.length / drainSeconds / raw.crashesPerSecond;
-    const uploadMs = uploads.map((line) => Number(line['ms'])).sort((x, y) => x - y);
+    const plain = medianBy(plainRuns, (run) => run.rate);
+    ratios['drain_collector_vs_raw_put_loop'] = plain.rate / raw.crashesPerSecond;
     rows.push(
       {
         id: 'drain.collector',
         label: `drain: collector, DRAIN_CONCURRENCY=${settings.drainConcurrency}`,
-        n: uploads.length,
-        seconds: drainSeconds,
-        crashesPerSecond: uploads.length / drainSeconds,
-        mbPerSecond: drainBytes / 1e6 / drainSeconds,
-        p50Ms: uploadMs[Math.ceil(uploadMs.length * 0.5) - 1]!,
-        p99Ms: uploadMs[Math.ceil(uploadMs.length * 0.99) - 1]!,
-        peakRssMiB: drainPeak,
-        cpuPercent: drainCpu.processPercent,
-        otherCpuPercent: drainCpu.otherPercent,
-        extra: { pendingAtEnd: drainState.pending, machineBusyPercent: drainCpu.machinePercent },
-        compared: `${ratios['drain_collector_vs_raw_put_loop'].toFixed(2)} of the raw loop; start → spool empty; ms = per-crash upload`,
+        n: plain.n,
+        seconds: plain.seconds,
+        crashesPerSecond: plain.rate,
+        mbPerSecond: plain.bytes / 1e6 / plain.seconds,
+        p50Ms: plain.uploadMs[Math.ceil(plain.uploadMs.length * 0.5) - 1]!,
+        p99Ms: plain.uploadMs[Math.ceil(plain.uploadMs.length * 0.99) - 1]!,
+        peakRssMiB: plain.peak,
+        cpuPercent: plain.cpu.processPercent,
+        otherCpuPercent: plain.cpu.otherPercent,
+        extra: { pendingAtEnd: plain.pendingAtEnd, machineBusyPercent: plain.cpu.machinePercent },
+        compared: `${ratios['drain_collector_vs_raw_put_loop'].toFixed(2)} of the raw loop; ${rangeOf(plainRuns.map((run) => run.rate))}; start → spool empty; ms = per-crash upload`,
       },
       {
         id: 'drain.raw',
@@ -549,47 +583,22 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
           'the collector; same objects and order, no spool writes (CPU: the bench process)',
       },
     );
-    if (publishCopyDir && queueUrl) {
-      progress(`drain: collector with PUBLISH_URL (SQS), DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
-      const publishing = await started(
-        CollectorProcess.start({
-          SPOOL_DIR: publishCopyDir,
-          SPOOL_DURABILITY: 'full',
-          DRAIN_CONCURRENCY: String(settings.drainConcurrency),
-          PUBLISH_URL: `sqs:${queueUrl}`,
-          ...s3Env(s3, `${runPrefix}drain-publish/`),
-        }),
-      );
-      const publishCpu = new CpuWindow(publishing.child.pid!);
-      publishCpu.start();
-      const deadline = Date.now() + Math.max(120_000, settings.drainCrashes * 100);
-      while (publishing.countLogs('crash published') < settings.drainCrashes && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      publishCpu.end();
-      const published = publishing.logs.filter((line) => line.msg === 'crash published');
-      await stopped(publishing);
-      await purgeQueue(queueUrl);
-      await deletePrefix(s3, `${runPrefix}drain-publish/`);
-      rmSync(publishCopyDir, { recursive: true, force: true });
-      if (published.length < settings.drainCrashes) throw new Error(`drain with publishing: only ${published.length} of ${settings.drainCrashes} published before the deadline`);
-      const publishStarted = logTime(publishing.logs.find((line) => line.msg === 'collector started')!);
-      const seconds = (Math.max(...published.map(logTime)) - publishStarted) / 1000;
-      // Where the time went: the uploads of this run alone (to S3, then marked stored), and the tail after the last upload.
-      const uploadedSeconds = (Math.max(...publishing.logs.filter((line) => line.msg === 'crash uploaded').map(logTime)) - publishStarted) / 1000;
-      ratios['drain_publishing_vs_not'] = published.length / seconds / (uploads.length / drainSeconds);
+    if (publishRuns.length > 0) {
+      const perRound = publishRuns.map((run, round) => run.rate / plainRuns[round]!.rate);
+      const publishing = medianBy(publishRuns, (run) => run.rate);
+      ratios['drain_publishing_vs_not'] = spread(perRound).median;
       rows.push({
         id: 'drain.collector_publishing',
         label: `drain: collector with PUBLISH_URL (SQS), DRAIN_CONCURRENCY=${settings.drainConcurrency}`,
-        n: published.length,
-        seconds,
-        crashesPerSecond: published.length / seconds,
-        cpuPercent: publishCpu.processPercent,
-        otherCpuPercent: publishCpu.otherPercent,
-        extra: { uploadedSeconds },
+        n: publishing.n,
+        seconds: publishing.seconds,
+        crashesPerSecond: publishing.rate,
+        cpuPercent: publishing.cpu.processPercent,
+        otherCpuPercent: publishing.cpu.otherPercent,
+        extra: { uploadedSeconds: publishing.uploadedSeconds, ratioMin: Math.min(...perRound), ratioMax: Math.max(...perRound) },
         compared:
-          `${ratios['drain_publishing_vs_not'].toFixed(2)} of the collector without publishing; start → spool empty (every ID confirmed by the queue); ` +
-          `last upload after ${uploadedSeconds.toFixed(1)} s (${(published.length / uploadedSeconds).toFixed(0)}/s)`,
+          `${describeSpread(perRound)} of the collector without publishing, within each round (${rangeOf(publishRuns.map((run) => run.rate))}); start → spool empty (every ID confirmed by the queue); ` +
+          `last upload after ${publishing.uploadedSeconds.toFixed(1)} s`,
       });
     }
     rmSync(drainDir, { recursive: true, force: true });

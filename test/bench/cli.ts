@@ -2,7 +2,7 @@
  * `npm run bench` (scripts/bench builds and starts the local S3 first):
  *
  *     node --import tsx test/bench/cli.ts [--smoke] [--json] [--save FILE] [--concurrency N] [--duration S]
- *         [--warmup S] [--drain-crashes N] [--drain-concurrency N] [--restart-crashes N] [--disk-mib N] [--only PHASES]
+ *         [--warmup S] [--drain-crashes N] [--drain-concurrency N] [--drain-rounds N] [--restart-crashes N] [--disk-mib N] [--only PHASES]
  *
  * Prints one table on stdout (with --json: the full result as JSON instead); progress on stderr.
  * Exit status 0 when every phase ran, 1 when one could not run, 2 on bad arguments.
@@ -22,6 +22,7 @@ const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --ramp S                unmeasured seconds over which the 80%-of-max open loop ramps up (default ${FULL_SETTINGS.openLoopRampSeconds})
   --drain-crashes N       crashes pre-filled for the drain phase (default ${FULL_SETTINGS.drainCrashes})
   --drain-concurrency N   DRAIN_CONCURRENCY and raw loop concurrency (default ${FULL_SETTINGS.drainConcurrency})
+  --drain-rounds N        interleaved rounds of the drain without and with PUBLISH_URL (default ${FULL_SETTINGS.drainRounds})
   --restart-crashes N     crashes spooled for the restart phase (default ${FULL_SETTINGS.restartCrashes})
   --disk-mib N            MiB written for the disk bandwidth (default ${FULL_SETTINGS.diskMiB})
   --peer-rounds N         rounds of crashspool vs Antenna's design, local and +latency (default ${FULL_SETTINGS.peers.rounds})
@@ -55,6 +56,7 @@ try {
       warmup: { type: 'string' },
       ramp: { type: 'string' },
       'drain-crashes': { type: 'string' },
+      'drain-rounds': { type: 'string' },
       'drain-concurrency': { type: 'string' },
       'restart-crashes': { type: 'string' },
       'disk-mib': { type: 'string' },
@@ -85,6 +87,7 @@ const settings: BenchSettings = {
   openLoopRampSeconds: values.ramp === '0' ? 0 : number('ramp', values.ramp, base.openLoopRampSeconds, false),
   drainCrashes: number('drain-crashes', values['drain-crashes'], base.drainCrashes, true),
   drainConcurrency: number('drain-concurrency', values['drain-concurrency'], base.drainConcurrency, true),
+  drainRounds: number('drain-rounds', values['drain-rounds'], base.drainRounds, true),
   restartCrashes: number('restart-crashes', values['restart-crashes'], base.restartCrashes, true),
   diskMiB: number('disk-mib', values['disk-mib'], base.diskMiB, true),
   peers: {
