@@ -30,7 +30,7 @@ import type { DrainedCrashes } from '../spool/runtime/ports.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { accountFor, type EntryRefusal } from './publish-answer.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { WorkLoop } from './work-loop.js';
+import { LoopedStage } from './work-loop.js';
 
 const IDLE_RECHECK_MS = 30_000;
 
@@ -46,7 +46,7 @@ export interface AnnouncerDeps {
   errors: BackgroundErrors;
 }
 
-export class Announcer {
+export class Announcer extends LoopedStage {
   private readonly spool: SpoolReader;
   private readonly writer: DrainedCrashes;
   private readonly publisher: CrashPublisher;
@@ -57,16 +57,17 @@ export class Announcer {
   /** Row numbers (never reused, I7) of the crashes in a batch being published. */
   private readonly inflight = new Set<number>();
   private batches = 0;
+  /** Crashes that became stored since the spool was last read (crashStored). */
+  private storedSinceLook = 0;
   /** Crashes the queue did not take by its own trouble while others went through, waiting out their backoff. */
   private readonly retries: RetrySchedule;
-  /** When to look for work, and the pause after the queue failed as a whole. */
-  private readonly loop: WorkLoop;
   /** Crashes announced and removed since start. */
   published = 0;
   /** When the queue last confirmed a publish (ms), for health checks. */
   lastSuccessAt: number | undefined;
 
   constructor({ spool, writer, publisher, options, logger, metrics, errors }: AnnouncerDeps) {
+    super('publish_schedule', errors, options.retry);
     this.spool = spool;
     this.writer = writer;
     this.publisher = publisher;
@@ -75,35 +76,22 @@ export class Announcer {
     this.metrics = metrics;
     this.errors = errors;
     this.retries = new RetrySchedule(options.retry);
-    this.loop = new WorkLoop(() => this.lookForWork(), (error) => errors.report('publish_schedule', error), options.retry);
   }
 
-  start(): void {
+  /**
+   * A crash became stored. While a batch is in flight, fewer crashes than a batch would only wait
+   * for it (lookForWork), so the spool is read again when it ends, or once a full batch is there:
+   * a read per crash stored was ~0.3 ms of the event loop each (a drain of 2,000: 0.55 s).
+   */
+  crashStored(): void {
+    this.storedSinceLook += 1;
+    if (this.batches > 0 && this.storedSinceLook < this.publisher.batchSize) return;
     this.wake();
   }
 
-  /** Called once a crash became stored: publish now rather than at the next timer. */
-  wake(): void {
-    this.loop.wake();
-  }
-
-  /** True while the queue as a whole failed and the loop waits before trying again. */
-  get paused(): boolean {
-    return this.loop.paused;
-  }
-
-  /** Resolves true once no stored crash is left, or false when `deadline` (ms since epoch) passes first. */
-  untilEmpty(deadline: number): Promise<boolean> {
-    return this.loop.untilEmpty(deadline);
-  }
-
-  /** Stops starting batches; those in flight are abandoned: their crashes stay stored and are published after the next start. */
-  stop(): void {
-    this.loop.stop();
-  }
-
-  private lookForWork(): void {
+  protected lookForWork(): void {
     const now = Date.now();
+    this.storedSinceLook = 0;
     // While the queue fails as a whole, one batch probes it.
     const concurrency = this.loop.paused ? 1 : this.options.concurrency;
     while (this.batches < concurrency) {

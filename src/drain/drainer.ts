@@ -39,7 +39,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { WorkLoop } from './work-loop.js';
+import { LoopedStage } from './work-loop.js';
 import { uploadCrash } from './crash-upload.js';
 import type { SpooledCrash } from '../spool/schema.js';
 import type { SpoolReader } from '../spool/runtime/reader.js';
@@ -90,7 +90,7 @@ export type AfterStored =
    */
   | { kind: 'remove'; unannouncedThrough?: number }
   /** Publishing (PUBLISH_URL): the crash becomes `stored`, and the announcer is woken to announce it (I13). */
-  | { kind: 'announce'; announcer: { wake(): void } };
+  | { kind: 'announce'; announcer: { crashStored(): void } };
 
 export interface DrainerDeps {
   /** The drainer's own reading connection. */
@@ -108,11 +108,9 @@ export interface DrainerDeps {
   errors: BackgroundErrors;
 }
 
-export class Drainer {
+export class Drainer extends LoopedStage {
   private readonly inflight = new Map<number, Promise<void>>();
   private inflightBytes = 0;
-  /** When to look for work, and the storage-wide pause. */
-  private readonly loop: WorkLoop;
   /** Outcomes of the last storage requests, newest last: confirmed, an error answer, or no answer. */
   private readonly recentOutcomes: RequestOutcome[] = [];
   /** Crashes waiting out a backoff after a storage failure of their own. */
@@ -133,6 +131,9 @@ export class Drainer {
   private readonly afterStored: AfterStored;
 
   constructor({ spool, writer, storage, options, logger, metrics, load, afterStored, errors }: DrainerDeps) {
+    // A spool read failing in a look for work (SQLITE_BUSY behind an operator's long transaction,
+    // a disk gone) is reported, and the loop looks again after a pause.
+    super('drain_schedule', errors, options.retry);
     this.afterStored = afterStored;
     this.retries = new RetrySchedule(options.retry);
     this.spool = spool;
@@ -141,9 +142,6 @@ export class Drainer {
     this.logger = logger;
     this.metrics = metrics;
     this.load = load ?? { receiving: () => false, spoolFillingUp: () => false };
-    // A spool read failing in a look for work (SQLITE_BUSY behind an operator's long transaction,
-    // a disk gone) is reported, and the loop looks again after a pause.
-    this.loop = new WorkLoop(() => this.lookForWork(), (error) => errors.report('drain_schedule', error), options.retry);
     this.requests = {
       description: storage.description,
       put: async (...args) => {
@@ -163,15 +161,6 @@ export class Drainer {
 
   /** The storage, with every request's outcome recorded: the evidence for "storage-wide". */
   private readonly requests: CrashStorage;
-
-  start(): void {
-    this.wake();
-  }
-
-  /** Called after new crashes were spooled: look for work now rather than at the next timer. */
-  wake(): void {
-    this.loop.wake();
-  }
 
   get uploading(): number {
     return this.inflight.size;
@@ -204,11 +193,6 @@ export class Drainer {
     return oldest !== undefined && now - oldest > this.options.yieldMaxMs;
   }
 
-  /** True while a storage-wide (or spool) failure has paused draining. */
-  get paused(): boolean {
-    return this.loop.paused;
-  }
-
   /** Crashes waiting to be retried after a storage failure of their own. */
   get retrying(): number {
     return this.retries.size;
@@ -220,23 +204,7 @@ export class Drainer {
     return this.recentOutcomes.filter((outcome) => outcome !== 'ok').length / this.recentOutcomes.length;
   }
 
-  /**
-   * Resolves true once no pending crash is left (dead-letter crashes are not drainable), or false
-   * when `deadline` (ms since epoch) passes first.
-   */
-  untilEmpty(deadline: number): Promise<boolean> {
-    return this.loop.untilEmpty(deadline);
-  }
-
-  /**
-   * Stops starting uploads. Uploads in flight are abandoned, not awaited: their crashes stay in the
-   * spool and are uploaded again on the next start.
-   */
-  stop(): void {
-    this.loop.stop();
-  }
-
-  private lookForWork(): void {
+  protected lookForWork(): void {
     const now = Date.now();
     const limit = this.concurrencyLimit;
     let slots = limit - this.inflight.size;
@@ -339,7 +307,7 @@ export class Drainer {
         this.metrics.unannounced.inc();
         this.logger.warn({ crash_id: crash.crashId }, 'crash removed unannounced');
       }
-      if (this.afterStored.kind === 'announce') this.afterStored.announcer.wake();
+      if (this.afterStored.kind === 'announce') this.afterStored.announcer.crashStored();
     } catch (error) {
       if (!this.loop.stopped) await this.recordFailure(crash, error);
     } finally {

@@ -6,6 +6,7 @@
  * of its return). A look that throws is reported by the caller's `onError` and pauses the loop; it
  * never ends the process (I11).
  */
+import type { BackgroundErrors, BackgroundTask } from '../background-errors.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 
 /**
@@ -120,5 +121,44 @@ export class WorkLoop {
       this.onError(error);
       if (!this.stopped) this.pause();
     }
+  }
+}
+
+/**
+ * A stage of the drain run by a WorkLoop (the drainer, the announcer): what it shows of the loop to
+ * the process that runs it. A look for work that throws is reported as `task` (I11).
+ */
+export abstract class LoopedStage {
+  protected readonly loop: WorkLoop;
+
+  constructor(task: BackgroundTask, errors: Pick<BackgroundErrors, 'report'>, retry: BackoffPolicy) {
+    this.loop = new WorkLoop(() => this.lookForWork(), (error) => errors.report(task, error), retry);
+  }
+
+  /** Starts what is due and schedules the next look; runs from the loop's timers. */
+  protected abstract lookForWork(): void;
+
+  start(): void {
+    this.wake();
+  }
+
+  /** Look for work now rather than at the next timer. */
+  wake(): void {
+    this.loop.wake();
+  }
+
+  /** True while a failure of the dependency as a whole (storage, the queue) holds the stage. */
+  get paused(): boolean {
+    return this.loop.paused;
+  }
+
+  /** Resolves true once nothing is left to do, or false when `deadline` (ms since epoch) passes first. */
+  untilEmpty(deadline: number): Promise<boolean> {
+    return this.loop.untilEmpty(deadline);
+  }
+
+  /** Starts nothing more; what is in flight is abandoned: its crashes stay in the spool for the next start. */
+  stop(): void {
+    this.loop.stop();
   }
 }

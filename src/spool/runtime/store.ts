@@ -43,6 +43,19 @@ export type WriteOp =
   /** A value of the spool's own (`meta`); null deletes it. */
   | { kind: 'meta'; key: string; value: string | null };
 
+/**
+ * Whether a write must be on disk before it is answered, with SPOOL_DURABILITY=full. An append
+ * must (I1: it is acknowledged next), and so must the health probe (it proves that such commits
+ * work) and the spool's own values (whether it announces: a start after a power cut must still
+ * know). The drain stage's writes after storage or the queue confirmed a crash — mark stored,
+ * remove, a failure note — need not: lost to a power cut, the crash is uploaded or announced once
+ * more, which I3 and I13 allow; WAL keeps them in order, and the next fsynced commit (or
+ * checkpoint) takes them to disk with it.
+ */
+export function mustBeFsynced(op: WriteOp): boolean {
+  return op.kind === 'append' || op.kind === 'probe' || op.kind === 'meta';
+}
+
 /** How a report is recognised when it comes again (see report-identity.ts). */
 export interface DedupKey {
   identity: string;

@@ -2,11 +2,12 @@
  * The spool writer thread: owns the collector's only writing connection, so inserts, deletes,
  * fsyncs and WAL checkpoints never block the HTTP event loop. Every message that arrives while a
  * batch is being committed joins the next batch: one transaction, one fsync (group commit). A
- * reply is sent only after the batch holding the write has committed (I1).
+ * reply is sent only after the batch holding the write has committed (I1); a batch of the drain
+ * stage's writes alone is not fsynced (applyBatch).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { closeSpoolDatabase, openSpoolDatabase, type Durability } from '../schema.js';
-import { SpoolStore, type WriteOp, type WriteResult } from './store.js';
+import { mustBeFsynced, SpoolStore, type WriteOp, type WriteResult } from './store.js';
 
 export interface WriterRequest {
   id: number;
@@ -43,9 +44,24 @@ function send(replies: WriterReply[]): void {
 const replies = (entries: { id: number }[], results: WriteResult[]): WriterReply[] =>
   entries.map(({ id }, index) => ({ id, result: results[index] }));
 
+/**
+ * Commits `entries` in one transaction, fsynced (with SPOOL_DURABILITY=full) only when one of them
+ * must be (store.ts, `mustBeFsynced`): a batch of the drain stage's writes alone commits without
+ * waiting for the disk.
+ */
+function applyBatch(entries: { op: WriteOp }[]): WriteResult[] {
+  const relaxed = durability === 'full' && !entries.some((entry) => mustBeFsynced(entry.op));
+  if (relaxed) db.pragma('synchronous = NORMAL');
+  try {
+    return store.apply(entries.map((entry) => entry.op));
+  } finally {
+    if (relaxed) db.pragma('synchronous = FULL');
+  }
+}
+
 function commit(entries: { id: number; op: WriteOp }[]): void {
   try {
-    send(replies(entries, store.apply(entries.map((entry) => entry.op))));
+    send(replies(entries, applyBatch(entries)));
   } catch (error) {
     send(entries.map(({ id }) => ({ id, error: errorOf(error) })));
   }
@@ -57,7 +73,7 @@ function flush(): void {
   flushScheduled = false;
   let results: WriteResult[];
   try {
-    results = store.apply(entries.map((entry) => entry.op));
+    results = applyBatch(entries);
   } catch (error) {
     // The batch failed as a whole (e.g. the disk is full). Deletes and failure records still get
     // a transaction of their own, so the drainer can free space while new crashes are refused.
