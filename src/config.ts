@@ -371,6 +371,19 @@ type Settings = typeof settings;
 export type Config = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> };
 
 /** Reads every setting from `env`; throws one ConfigError naming every bad variable. */
+/**
+ * One setting as the collector reads it (from `env`, else its default): for tools that need a
+ * setting or two without the whole configuration (spool-inspect's spool). Throws ConfigError.
+ */
+export function settingValue<K extends keyof Settings>(name: K, env: NodeJS.ProcessEnv = process.env): Config[K] {
+  const spec = settings[name] as unknown as Setting<Config[K]>;
+  try {
+    return spec.parse(env[spec.env] ?? spec.default);
+  } catch (error) {
+    throw new ConfigError(`${spec.env}: ${(error as Error).message}`);
+  }
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   const config: Record<string, unknown> = {};

@@ -21,7 +21,8 @@ export const COMMON_OPTIONS: Record<string, OptionSpec> = {
 };
 
 export const COMMON_HELP = `Options for every command:
-  --spool DIR   the collector's SPOOL_DIR (default ./spool); never created
+  --spool DIR   the spool directory; default: SPOOL_DIR from the environment, read as the
+                collector reads it (else ./spool); never created
   --json        machine-readable output (JSON on stdout)
   -h, --help    this help`;
 

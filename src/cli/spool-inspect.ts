@@ -10,6 +10,7 @@
  * `purge` logs one pino JSON line on stderr per deleted crash (I6: nothing dropped silently).
  */
 import { resolve } from 'node:path';
+import { settingValue } from '../config.js';
 import { parseArgs } from 'node:util';
 import { SpoolLocked } from '../spool/lock.js';
 import { CrashNotFound, SpoolUnusable } from '../spool/operator/inspection.js';
@@ -125,7 +126,8 @@ async function run(argv: string[]): Promise<number> {
   const context: Context = {
     values: parsed.values,
     positionals: parsed.positionals,
-    spoolDir: resolve(typeof spoolOption === 'string' ? spoolOption : './spool'),
+    // The collector's own setting, so its environment (a unit's, a pod's) needs no --spool.
+    spoolDir: resolve(typeof spoolOption === 'string' ? spoolOption : settingValue('spoolDir')),
     json: parsed.values['json'] === true,
   };
   try {

@@ -15,7 +15,7 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { makeReport, type Report } from '../helpers/multipart.js';
 import { s3Target } from '../helpers/stored-crashes.js';
-import { inspect, type Run } from '../helpers/spool-inspect-cli.js';
+import { inspect, inspectWith, type Run } from '../helpers/spool-inspect-cli.js';
 
 const UNREACHABLE = { S3_ENDPOINT: 'http://127.0.0.1:9' };
 const DEAD_LETTERED = 'crash dead-lettered; kept in the spool';
@@ -405,6 +405,25 @@ test('I6: purge: refuses without --yes; deletes crash and dumps, logging each pu
   assert.deepEqual([summary.pending, summary.dead], [2, 0]);
   assert.equal(countDumps(), dumpsBefore - 3);
   assert.deepEqual(await okJson('purge', '--all-dead', '--yes', '--spool', dir), { purged: [], bytes: 0 });
+});
+
+test('every command takes its spool from SPOOL_DIR as the collector does; --spool overrides it', async () => {
+  const byEnv = async (env: Record<string, string>, ...args: string[]) => {
+    const run = await inspectWith(env, ...args);
+    assert.equal(run.code, 0, run.stderr);
+    return run.stdout;
+  };
+  // Run from another directory, where ./spool is not the spool: the collector's environment is enough.
+  const summary = JSON.parse(await byEnv({ SPOOL_DIR: fixture.dir }, 'summary', '--json')) as Summary;
+  assert.equal(summary.spool, fixture.dir);
+  assert.equal(summary.pending, 3);
+  const listed = JSON.parse(await byEnv({ SPOOL_DIR: fixture.dir }, 'list', '--json')) as unknown[];
+  assert.equal(listed.length, 5);
+  assert.match(await byEnv({ SPOOL_DIR: fixture.dir }, 'show', fixture.dead[0]!), new RegExp(fixture.dead[0]!));
+  const elsewhere = join(scratch('inspect-elsewhere'), 'spool');
+  await fails(2, /no spool directory \S+\/spool$/m, 'summary', '--spool', elsewhere);
+  const overridden = await inspectWith({ SPOOL_DIR: fixture.dir }, 'summary', '--spool', elsewhere);
+  assert.equal(overridden.code, 2, '--spool wins over SPOOL_DIR');
 });
 
 test('a missing spool is an error and is never created', async () => {
