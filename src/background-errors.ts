@@ -26,6 +26,8 @@ export type BackgroundTask =
   | 'spool_write_batch'
   /** A background WAL checkpoint (spool/runtime/checkpointer-thread.ts). */
   | 'spool_checkpoint'
+  /** A storage or queue probe's timer (health/heartbeat.ts). */
+  | 'health_probe'
   /** spool-inspect drain's progress line. */
   | 'drain_progress';
 

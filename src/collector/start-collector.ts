@@ -67,6 +67,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
     drainer,
     ...(queue ? { queue } : {}),
     startedAt: Date.now(),
+    errors,
     options: {
       storageCheckIntervalMs: 5000,
       maxPending: config.healthMaxPending,
@@ -111,7 +112,7 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   );
   drain.start();
 
-  const parts = { config, logger, metrics, state, servers, drain, storage, spool, publisher, stopTasks: () => (loadSignals.stop(), upkeep.stop()) };
+  const parts = { config, logger, metrics, state, servers, drain, storage, spool, publisher, stopTasks: () => (loadSignals.stop(), upkeep.stop(), health.stop()) };
   let shuttingDown: Promise<void> | undefined;
   return {
     address: servers.address,

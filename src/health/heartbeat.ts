@@ -17,11 +17,12 @@ import { spoolFailureReason } from '../spool/runtime/errors.js';
 import type { CrashStorage } from '../storage/storage.js';
 import type { CrashPublisher } from '../queue/publisher.js';
 import type { Announcer } from '../drain/announcer.js';
+import type { BackgroundErrors } from '../background-errors.js';
 import { within } from '../within.js';
 import { dockerflowHeartbeat, type Check, type DockerflowHeartbeat } from './dockerflow.js';
 
 export interface HealthOptions {
-  /** How often the storage is probed in the background. */
+  /** How often storage (and the queue) are probed in the background, whether or not anyone reads. */
   storageCheckIntervalMs: number;
   maxPending: number;
   maxAgeSeconds: number;
@@ -37,6 +38,8 @@ export interface HeartbeatDeps {
   queue?: { publisher: CrashPublisher; announcer: Announcer };
   startedAt: number;
   options: HealthOptions;
+  /** Where a probe timer's own failure is reported (I11). */
+  errors: Pick<BackgroundErrors, 'guard'>;
 }
 
 const ageSeconds = (since: number | null | undefined, now: number) => (since == null ? 0 : Math.round((now - since) / 1000));
@@ -51,22 +54,33 @@ interface Probed {
 }
 
 /**
- * A dependency's reachability, probed in the background: at most one probe in flight, a new one
- * when the last result is older than `intervalMs`. Reading it never waits.
+ * A dependency's reachability, probed in the background on a timer of its own, every `intervalMs`
+ * whether or not anyone reads it (so the `*_up` gauges and the heartbeat are never older than one
+ * interval), at most one probe in flight. Reading it never waits.
  */
 class BackgroundProbe {
   private last: { at: number; error?: string } | undefined;
   private inFlightSince: number | undefined;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly target: Probed,
     private readonly intervalMs: number,
+    guard: BackgroundErrors['guard'],
   ) {
     this.refresh(Date.now());
+    this.timer = setInterval(
+      guard('health_probe', () => this.refresh(Date.now())),
+      intervalMs,
+    );
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 
   check(now: number): Check {
-    this.refresh(now);
     const target = this.target.description;
     const hanging = this.inFlightSince !== undefined && now - this.inFlightSince > CHECK_TIMEOUT_MS;
     if (hanging) {
@@ -79,9 +93,10 @@ class BackgroundProbe {
 
   private refresh(now: number): void {
     if (this.inFlightSince !== undefined) return;
-    if (this.last && now - this.last.at < this.intervalMs) return;
     this.inFlightSince = now;
-    this.target.checkReachable().then(
+    Promise.resolve()
+      .then(() => this.target.checkReachable())
+      .then(
       () => this.settle(undefined),
       (error: Error) => this.settle(error.message),
     );
@@ -93,9 +108,10 @@ class BackgroundProbe {
   }
 }
 
-export function createHeartbeat({ spool, writer, storage, drainer, queue, startedAt, options }: HeartbeatDeps) {
-  const storageProbe = new BackgroundProbe(storage, options.storageCheckIntervalMs);
-  const queueProbe = queue && new BackgroundProbe(queue.publisher, options.storageCheckIntervalMs);
+export function createHeartbeat({ spool, writer, storage, drainer, queue, startedAt, options, errors }: HeartbeatDeps) {
+  const guard = errors.guard.bind(errors);
+  const storageProbe = new BackgroundProbe(storage, options.storageCheckIntervalMs, guard);
+  const queueProbe = queue && new BackgroundProbe(queue.publisher, options.storageCheckIntervalMs, guard);
 
   // Both a probe and the last real commit: a full disk may still take the probe's few bytes
   // while refusing every crash.
@@ -183,5 +199,10 @@ export function createHeartbeat({ spool, writer, storage, drainer, queue, starte
     }
     return dockerflowHeartbeat(checks);
   };
-  return { check, dependenciesUp };
+  /** Stops the background probes (shutdown). */
+  const stop = () => {
+    storageProbe.stop();
+    queueProbe?.stop();
+  };
+  return { check, dependenciesUp, stop };
 }
