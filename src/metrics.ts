@@ -103,7 +103,7 @@ export function createMetrics() {
     }),
     publishFailures: new Counter({
       name: 'crashspool_publish_failures_total',
-      help: 'Crash IDs not confirmed by the queue, by reason. The whole call failed (retried after a pause): refused, timeout, denied, error, malformed (an answer that could not be read or accounts for no entry). One entry (retried alone): rejected (refused by the queue), unroutable (RabbitMQ returned it: no such queue), nacked, unaccounted (in neither list of the answer).',
+      help: 'Crash IDs not confirmed by the queue, by reason. The whole call failed (retried after a pause): refused, timeout, denied, missing (no such queue), error, malformed (an answer that could not be read or accounts for no entry). One entry (retried alone): rejected (refused by the queue), unroutable (RabbitMQ returned it: no such queue), nacked, unaccounted (in neither list of the answer).',
       labelNames: ['reason'] as const,
       registers,
     }),

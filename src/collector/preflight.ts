@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { createPublisher } from '../queue/create-publisher.js';
-import { PublishError } from '../queue/publisher.js';
+import { PublishError, type PublishFailure } from '../queue/publisher.js';
 import { closeInspectedSpool, openSpoolForInspection } from '../spool/operator/inspection.js';
 import { lockSpool, SpoolLocked } from '../spool/lock.js';
 import { SPOOL_FILE } from '../spool/schema.js';
@@ -98,11 +98,22 @@ async function checkQueue(config: Config, logger: Logger): Promise<Outcome | und
     return pass(`${publisher.description}: the queue answers`);
   } catch (error) {
     const reason = error instanceof PublishError ? error.reason : 'error';
-    return { ok: false, detail: `${(error as Error).message}${reason === 'denied' ? '; the credentials are not allowed' : ''}`, kind: reason === 'denied' ? 'setting' : 'unreachable' };
+    const detail = `${publisher.description}: ${(error as Error).message}; ${QUEUE_HINTS[reason]}`;
+    return { ok: false, detail, kind: reason === 'denied' || reason === 'missing' ? 'setting' : 'unreachable' };
   } finally {
     await publisher.close();
   }
 }
+
+/** What to change, by why the queue check failed. */
+const QUEUE_HINTS: Record<PublishFailure, string> = {
+  denied: 'the credentials are missing, refused or not allowed to publish (PUBLISH_URL, AWS_*)',
+  missing: "the queue does not exist: it is created on the processor's side (crashspool never declares it), or PUBLISH_URL names another",
+  refused: 'nobody answers there: check the host and port in PUBLISH_URL and the network',
+  timeout: 'no answer in time: check the network, or PUBLISH_CONNECT_TIMEOUT_SECONDS and PUBLISH_TIMEOUT_SECONDS',
+  malformed: 'the answer could not be read: is PUBLISH_URL a queue of the kind it names?',
+  error: 'the queue answered with an error',
+};
 
 /** Runs every check, writes one line each, and returns the exit code. */
 export async function preflight(config: Config, logger: Logger, write: (line: string) => void): Promise<0 | 1 | 2> {

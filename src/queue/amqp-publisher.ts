@@ -48,6 +48,7 @@ function failureOf(error: unknown): PublishFailure {
   if (REFUSED_CODES.has(code)) return 'refused';
   if (code === 'ETIMEDOUT' || /timed? ?out/i.test(message)) return 'timeout';
   if (/ACCESS_REFUSED|403|auth/i.test(message)) return 'denied';
+  if ((error as { code?: unknown }).code === 404 || /NOT_FOUND|404/.test(message)) return 'missing';
   return 'error';
 }
 
@@ -179,7 +180,7 @@ export class AmqpPublisher implements CrashPublisher {
         `checking ${this.description}`,
       );
     } catch (error) {
-      throw new PublishError(`queue ${this.description}: ${(error as Error).message}`, failureOf(error), { cause: error });
+      throw new PublishError(`checking queue ${this.options.queue}: ${(error as Error).message}`, failureOf(error), { cause: error });
     }
   }
 

@@ -34,8 +34,13 @@ export interface EntryFailure {
   scope: 'crash' | 'queue';
 }
 
-/** Why a whole publish failed, as metrics count it; `malformed`: an answer that could not be read. */
-export type PublishFailure = 'refused' | 'timeout' | 'denied' | 'error' | 'malformed';
+/**
+ * Why a whole publish failed, as metrics count it: `refused` and `timeout` (nobody answers),
+ * `denied` (credentials missing, refused or not allowed), `missing` (no such queue), `malformed` (an
+ * answer that could not be read), `error` (anything else the queue answered). `denied` and
+ * `missing` are settings to fix; the others, a dependency that does not answer as it should.
+ */
+export type PublishFailure = 'refused' | 'timeout' | 'denied' | 'missing' | 'error' | 'malformed';
 
 export class PublishError extends Error {
   constructor(

@@ -22,11 +22,15 @@ export interface SqsOptions {
   logger: Logger;
 }
 
+const MISSING_CODES = new Set(['QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue', 'NonExistentQueue']);
+
 function failureOf(error: unknown): PublishFailure {
+  if ((error as Error)?.name === 'CredentialsProviderError') return 'denied';
   // An answer the SDK could not parse (not JSON, or not the shape it expects).
   if (error instanceof SyntaxError || /Deserialization error/i.test((error as Error).message ?? '')) return 'malformed';
   if (error instanceof SQSServiceException) {
     if (DENIED_CODES.has(error.name) || error.$metadata.httpStatusCode === 403) return 'denied';
+    if (MISSING_CODES.has(error.name)) return 'missing';
     return 'error';
   }
   const code = (error as NodeJS.ErrnoException).code ?? '';
@@ -109,7 +113,7 @@ export class SqsPublisher implements CrashPublisher {
     try {
       await this.send((abortSignal) => this.client.send(new GetQueueUrlCommand({ QueueName: this.queueName }), { abortSignal }));
     } catch (error) {
-      throw new PublishError(`queue ${this.description}: ${(error as Error).message}`, failureOf(error), { cause: error });
+      throw new PublishError(`GetQueueUrl ${this.queueName}: ${(error as Error).message}`, failureOf(error), { cause: error });
     }
   }
 

@@ -178,15 +178,24 @@ export class S3Storage implements CrashStorage {
 
 function describeS3Error(error: unknown): string {
   if (error instanceof S3ServiceException) {
-    return `${error.name} (HTTP ${error.$metadata.httpStatusCode ?? '?'}): ${error.message}`;
+    const status = error.$metadata.httpStatusCode;
+    // An answer without an error body (HEAD, or a proxy's) leaves the SDK only its status.
+    if (error.name === 'UnknownError' || error.name === 'Unknown') return `HTTP ${status ?? '?'} ${STATUS_TEXT[status ?? 0] ?? ''}`.trim();
+    return `${error.name} (HTTP ${status ?? '?'}): ${error.message}`;
   }
   const code = (error as NodeJS.ErrnoException).code;
   return code ? `${code}: ${(error as Error).message}` : String((error as Error).message ?? error);
 }
 
+const STATUS_TEXT: Record<number, string> = { 301: 'Moved Permanently', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+/** No credentials were found at all (the SDK's provider chain came up empty): a setting, not the network. */
+const noCredentials = (error: unknown): boolean => (error as Error)?.name === 'CredentialsProviderError';
+
 /** What `check` says of an S3 failure, in the operator's terms: which setting to fix, or that nobody answers. */
 function checkProblem(error: unknown): string {
   const described = describeS3Error(error);
+  if (noCredentials(error)) return 'no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or give the process a role';
   if (!(error instanceof S3ServiceException)) return `unreachable: ${described}; check S3_ENDPOINT and the network`;
   switch (error.name) {
     case 'NoSuchBucket':
@@ -203,12 +212,19 @@ function checkProblem(error: unknown): string {
     case 'AuthorizationHeaderMalformed':
     case 'IllegalLocationConstraintException':
       return `${described}; the bucket is in another region than AWS_REGION`;
-    default:
+    default: {
+      // Answers without an error body say only their status.
+      const status = error.$metadata.httpStatusCode;
+      if (status === 403) return `${described}; the credentials are not accepted or lack a permission (s3:PutObject; for check also s3:GetObject and s3:DeleteObject)`;
+      if (status === 404) return `${described}; the bucket in STORAGE_URL does not exist`;
+      if (status === 301) return `${described}; the bucket is in another region than AWS_REGION`;
       return described;
+    }
   }
 }
 
 function checkFailureKind(error: unknown): 'setting' | 'unreachable' {
+  if (noCredentials(error)) return 'setting';
   if (!(error instanceof S3ServiceException)) return 'unreachable';
   return (error.$metadata.httpStatusCode ?? 0) >= 500 ? 'unreachable' : 'setting';
 }

@@ -61,6 +61,36 @@ test('check: a wrong setting exits 2 naming it: no such bucket, refused credenti
   }
 });
 
+test('check: missing credentials, a queue that does not exist, one refusing the credentials: settings, exit 2, each saying what to change without library noise', () => {
+  const target = s3Target('check');
+  const files = { STORAGE_URL: `file://${tempDir('check-files')}` };
+  // HOME elsewhere: no credentials file of this machine's user is found either.
+  const noCredentials = check({ ...target.env, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', HOME: tempDir('check-home') });
+  assert.equal(noCredentials.status, 2, noCredentials.lines.join('\n'));
+  assert.match(line(noCredentials.lines, 'storage'), /^FAIL .*no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
+  assert.doesNotMatch(line(noCredentials.lines, 'storage'), /S3_ENDPOINT and the network/);
+
+  const { amqpUrl, sqsEndpoint } = queueSettings();
+  const noSqsQueue = check({ ...files, PUBLISH_URL: `sqs:${sqsEndpoint}/000000000000/no-such-queue`, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y' });
+  assert.equal(noSqsQueue.status, 2, noSqsQueue.lines.join('\n'));
+  assert.match(line(noSqsQueue.lines, 'queue'), /^FAIL .*no-such-queue.*the queue does not exist/);
+
+  const noAmqpQueue = check({ ...files, PUBLISH_URL: `${amqpUrl}?queue=no-such-queue` });
+  assert.equal(noAmqpQueue.status, 2, noAmqpQueue.lines.join('\n'));
+  assert.match(line(noAmqpQueue.lines, 'queue'), /^FAIL .*the queue does not exist/);
+
+  const wrongPassword = new URL(amqpUrl);
+  wrongPassword.password = 'not-the-password';
+  wrongPassword.searchParams.set('queue', 'crashspool-test');
+  const refused = check({ ...files, PUBLISH_URL: wrongPassword.href });
+  assert.equal(refused.status, 2, refused.lines.join('\n'));
+  assert.match(line(refused.lines, 'queue'), /^FAIL .*the credentials are missing, refused or not allowed/);
+
+  for (const one of [noCredentials, noSqsQueue, noAmqpQueue, refused]) {
+    for (const text of one.lines) assert.doesNotMatch(text, /UnknownError|queue +queue /, 'no library noise');
+  }
+});
+
 test('check: storage or the queue not answering exits 1', () => {
   const target = s3Target('check');
   const storageDown = check({ ...target.env, S3_ENDPOINT: 'http://127.0.0.1:9' });

@@ -79,3 +79,22 @@ test('drain: crashes it cannot upload in time are listed, exit 1; a spool a live
     await collector.stop();
   }
 });
+
+test('drain: a wrong setting — no credentials, no such bucket, no such queue — exits 2 at once, the spool untouched', async () => {
+  const spool = tempDir('drain-settings');
+  await fillSpool(spool, 5, 512);
+  const target = s3Target('drain-settings');
+  const before = spooledIds(spool);
+  for (const [name, env, pattern] of [
+    ['no credentials', { ...target.env, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', HOME: tempDir('drain-home') }, /STORAGE_URL: .*no credentials found/],
+    ['no such bucket', { ...target.env, STORAGE_URL: 's3://no-such-bucket-for-drain/' }, /STORAGE_URL: .*does not exist/],
+    ['no such queue', { ...target.env, PUBLISH_URL: `${process.env['AMQP_URL']}?queue=no-such-queue` }, /PUBLISH_URL: .*no-such-queue/],
+  ] as const) {
+    const started = Date.now();
+    const run = await inspect(['drain', '--spool', spool, '--max-time', '60s'], env);
+    assert.equal(run.code, 2, `${name}: ${run.stderr.slice(-1000)}`);
+    assert.match(run.stderr, pattern, name);
+    assert.ok(Date.now() - started < 20_000, `${name}: at once, not after --max-time`);
+    assert.deepEqual(spooledIds(spool), before, `${name}: nothing drained`);
+  }
+});

@@ -18,8 +18,10 @@ stored before): for the spool of a node that died for good, attached elsewhere. 
 is refused without PUBLISH_URL (exit 2, nothing touched), as the collector refuses it;
 --no-announce (PUBLISH_URL=none) lets its crashes leave unannounced, each logged on stderr.
 Exits 0 once the spool is empty; 1 when crashes remain after --max-time (default 10m) or are
-dead-lettered, each listed; 3 without touching anything when a live collector holds the spool
-(stop it first, or let it drain).`,
+dead-lettered, each listed (storage or the queue not answering ends so); 2 without touching the
+spool when a setting is wrong (credentials missing or refused, no such bucket or queue: storage
+and the queue are tried once first); 3 without touching anything when a live collector holds the
+spool (stop it first, or let it drain).`,
   options: { 'max-time': { type: 'string' }, 'no-announce': { type: 'boolean' } },
   positionals: [],
   async run(context) {
