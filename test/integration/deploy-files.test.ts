@@ -214,3 +214,53 @@ test('the alerts fire for a node that never reached storage: input series taken 
   const result = promtool('test', 'rules', file);
   assert.equal(result.status, 0, `${result.stdout}${result.stderr}\ninput: ${JSON.stringify(input)}`);
 });
+
+interface DashboardPanel {
+  type: string;
+  title: string;
+  description?: string;
+  targets?: { expr: string }[];
+}
+
+const dashboard = () => JSON.parse(readFileSync(join(DEPLOY, 'grafana-dashboard.json'), 'utf8')) as { panels: DashboardPanel[] };
+const queries = () => dashboard().panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: target.expr })));
+
+test('Grafana dashboard: every query parses (promtool check rules, as recording rules)', () => {
+  const all = queries();
+  assert.ok(all.length >= 20, `${all.length} queries`);
+  const rules = {
+    groups: [{ name: 'dashboard', rules: all.map(({ expr }, index) => ({ record: `dashboard:query_${index}`, expr: expr.replaceAll('$instance', '.*') })) }],
+  };
+  const file = join(tempDir('dashboard-rules'), 'dashboard-rules.yml');
+  writeFileSync(file, JSON.stringify(rules, null, 2));
+  const check = promtool('check', 'rules', file);
+  assert.equal(check.status, 0, check.stdout + check.stderr);
+});
+
+test('Grafana dashboard: every metric a panel reads is exported by a running collector; each panel names existing alerts and runbook rows', async () => {
+  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}` });
+  let exported: Set<string>;
+  try {
+    const text = await (await fetch(`${collector.url}/metrics`)).text();
+    exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
+  } finally {
+    await collector.stop();
+  }
+  const read = new Set(queries().flatMap(({ expr }) => [...expr.matchAll(/\b((?:crashspool|process|nodejs)_[a-z_]+)/g)].map((match) => match[1]!.replace(/_(bucket|sum|count)$/, ''))));
+  assert.deepEqual([...read].filter((name) => !exported.has(name)), [], 'metrics the dashboard reads that the collector does not export');
+  assert.ok([...read].filter((name) => name.startsWith('crashspool_')).length >= 18, 'the dashboard covers the collector\'s metrics');
+
+  const alerts = new Set([...readFileSync(join(DEPLOY, 'prometheus-rules.yml'), 'utf8').matchAll(/- alert: (\w+)/g)].map((match) => match[1]!));
+  const operations = readFileSync(new URL('../../docs/OPERATIONS.md', import.meta.url), 'utf8');
+  const runbook = new Set([...operations.slice(operations.indexOf('## Runbook')).matchAll(/^\| ([A-Z][^|]+?) \|/gm)].map((match) => match[1]!));
+  const named = new Set<string>();
+  for (const panel of dashboard().panels.filter((one) => one.type !== 'row')) {
+    const description = panel.description ?? '';
+    for (const [, alert] of description.matchAll(/\b(Crashspool\w+)/g)) {
+      assert.ok(alerts.has(alert!), `${panel.title}: no alert ${alert}`);
+      named.add(alert!);
+    }
+    for (const [, row] of description.matchAll(/\*Runbook\*: ([^.,]+)/g)) assert.ok(runbook.has(row!), `${panel.title}: no runbook row "${row}" in OPERATIONS.md`);
+  }
+  assert.deepEqual([...alerts].filter((alert) => !named.has(alert)), [], 'every alert has a panel');
+});
