@@ -6,6 +6,7 @@
  */
 
 import { parseDuration } from './duration.js';
+import { drainInflightFor, inflightBudgetFor, memoryLimit } from './memory-limit.js';
 
 export class ConfigError extends Error {}
 
@@ -28,6 +29,11 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
     if (value < min || value > max) throw new Error(`expected ${min}..${max}, got ${value}`);
     return value;
   };
+}
+
+/** A byte size, or `auto`: the size `derive` gives for the memory the process may use (memory-limit.ts). */
+function orAuto(derive: (limitBytes: number) => number) {
+  return (raw: string): number => (raw.trim() === 'auto' ? derive(memoryLimit().bytes) : parseByteSize(raw));
 }
 
 function seconds(min: number) {
@@ -219,9 +225,9 @@ export const settings = {
   ),
   drainInflightMaxBytes: setting(
     'DRAIN_INFLIGHT_MAX_BYTES',
-    '128m',
-    'Spooled bytes of the crashes being uploaded at once (they are read into memory); fewer than `DRAIN_CONCURRENCY` crashes go when large ones would exceed it, and a single larger crash goes alone.',
-    parseByteSize,
+    'auto',
+    'Spooled bytes of the crashes being uploaded at once (they are read into memory); fewer than `DRAIN_CONCURRENCY` crashes go when large ones would exceed it, and a single larger crash goes alone. `auto`: an eighth of the memory the process may use (the container\'s limit, else the machine\'s memory), 64m to 128m.',
+    orAuto(drainInflightFor),
   ),
   drainConcurrencyWhileReceiving: setting(
     'DRAIN_CONCURRENCY_WHILE_RECEIVING',
@@ -280,9 +286,9 @@ export const settings = {
   maxTotalDumpBytes: setting('MAX_TOTAL_DUMP_BYTES', '100m', 'Largest sum of all dumps of one report.', parseByteSize),
   inflightMaxBytes: setting(
     'INFLIGHT_MAX_BYTES',
-    '512m',
-    'Memory budget for report bytes held by requests in flight (admission control); a request that would exceed it gets 503 with Retry-After.',
-    parseByteSize,
+    'auto',
+    'Memory budget for report bytes held by requests in flight (admission control); a request that would exceed it gets 503 with Retry-After. `auto`: a quarter of the memory the process may use (the container\'s limit, as cgroup v1 or v2 says, else the machine\'s memory), 128m to 512m: peak RSS then stays under three quarters of the limit (docs/OPERATIONS.md, *Limits, memory and disk*).',
+    orAuto(inflightBudgetFor),
   ),
   spoolMaxBytes: setting(
     'SPOOL_MAX_BYTES',

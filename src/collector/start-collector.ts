@@ -15,6 +15,7 @@ import { createHeartbeat } from '../health/heartbeat.js';
 import { createApp, createMetricsApp } from '../http/app.js';
 import type { Logger } from '../logger.js';
 import { createMetrics, type Metrics } from '../metrics.js';
+import { memoryLimit, SMALLEST_MEMORY_LIMIT } from '../memory-limit.js';
 import { RateLimits } from '../policy/rate-limit.js';
 import { loadThrottleRules, ThrottleRulesError } from '../policy/throttle-rules-file.js';
 import { Throttler } from '../policy/throttler.js';
@@ -95,6 +96,10 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
   const servers = await startServers(config, app.fetch, config.metricsPort === undefined ? undefined : createMetricsApp(metrics, refreshGauges).fetch);
 
   const startStats = spool.reader.stats();
+  const limit = memoryLimit();
+  if (limit.bytes < SMALLEST_MEMORY_LIMIT) {
+    logger.warn({ memory_limit: limit.bytes, smallest: SMALLEST_MEMORY_LIMIT }, 'the memory limit is below what a report at the size limits needs beside the process; such a report may be refused (503) or the process OOM-killed');
+  }
   logger.info(
     {
       host: servers.address.address,
@@ -104,6 +109,10 @@ export async function startCollector(config: Config, logger: Logger): Promise<Ru
       durability: config.durability,
       storage: storage.description,
       queue: queue?.publisher.description ?? null,
+      memory_limit: limit.bytes,
+      memory_limit_source: limit.source,
+      inflight_max_bytes: config.inflightMaxBytes,
+      drain_inflight_max_bytes: config.drainInflightMaxBytes,
       pending: startStats.pending,
       stored: startStats.stored,
       dead: startStats.dead,

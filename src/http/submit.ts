@@ -24,7 +24,7 @@ import { parseRefusal, senderRefusal, spoolRefusal, unexpectedRefusal } from './
 import { discardRest } from './request-body.js';
 
 /** How long a refused request's unread body is read and dropped before the answer (see discardRest). */
-const REFUSAL_DRAIN_MS = 1000;
+const refusalDrain = (config: Config) => ({ maxMs: 10_000, idleMs: 1000, maxBytes: config.maxBodyBytes });
 
 /** Antenna's acknowledgement: the only answer body that ends with a newline. */
 export const crashIdAnswer = (crashId: string) => new Response(`CrashID=bp-${crashId}\n`, { headers: { 'Content-Type': 'text/plain' } });
@@ -85,12 +85,12 @@ export async function submit(deps: SubmitDeps, submission: Submission): Promise<
 }
 
 /** The sender, from its upload token (with no tokens file: anyone). The token is taken out of the query: never stored, never logged. */
-async function checkTheSender({ tokens, rateLimits }: SubmitDeps, { incoming, memory }: Submission, query: URLSearchParams): Promise<UploadToken | undefined> {
+async function checkTheSender({ tokens, rateLimits, config }: SubmitDeps, { incoming, memory }: Submission, query: URLSearchParams): Promise<UploadToken | undefined> {
   const checked = checkSender(tokens, rateLimits, incoming.headers.authorization, query);
   query.delete('token');
   if (!('refusal' in checked)) return checked.sender;
   memory.close();
-  await discardRest(incoming, REFUSAL_DRAIN_MS);
+  await discardRest(incoming, refusalDrain(config));
   throw senderRefusal(checked.refusal, undefined);
 }
 
@@ -100,7 +100,7 @@ async function parse(deps: SubmitDeps, { incoming, memory }: Submission): Promis
   } catch (error) {
     // The refused report's bytes are garbage now: give them back before waiting on the rest.
     memory.close();
-    if (!(error instanceof ClientGone)) await discardRest(incoming, REFUSAL_DRAIN_MS);
+    if (!(error instanceof ClientGone)) await discardRest(incoming, refusalDrain(deps.config));
     throw parseRefusal(error, deps.memory.inUse);
   }
 }

@@ -63,10 +63,14 @@ export class CollectorProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
-  /** Starts a collector and resolves once it listens. `env` adds to (and overrides) the defaults. */
-  static async start(env: Record<string, string>, port?: number): Promise<CollectorProcess> {
+  /**
+   * Starts a collector and resolves once it listens. `env` adds to (and overrides) the defaults;
+   * `prefix` is a command that runs it (e.g. in a memory cgroup: MemoryCgroup.prefix()).
+   */
+  static async start(env: Record<string, string>, port?: number, prefix: string[] = []): Promise<CollectorProcess> {
     const listenPort = port ?? (await freePort());
-    const child = spawn(process.execPath, [MAIN], {
+    const [command, ...args] = [...prefix, process.execPath, MAIN];
+    const child = spawn(command!, args, {
       env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(listenPort), LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
