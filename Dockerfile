@@ -1,7 +1,7 @@
 # crashspool's container image. Build: `docker build -t crashspool:$(git rev-parse --short HEAD) .`
-# (or `buildah bud`). NODE_IMAGE: any Debian-based Node 20/22/24 image; the default is Node 20's.
+# (or `buildah bud`). NODE_IMAGE: any Debian-based Node 20/22/24 image; the default is Node 24 LTS.
 # Run with the spool on a volume: `docker run -v spool:/var/lib/crashspool -e STORAGE_URL=s3://… crashspool`.
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # Production dependencies only. better-sqlite3 is a native addon: prebuild-install downloads its
 # binary for this Node; the compiler is there for when no prebuilt binary matches.
