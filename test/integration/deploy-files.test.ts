@@ -14,8 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { Service } from 'kubernetes-models/v1/Service';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
-import { parseByteSize } from '../../src/config.js';
+import { loadConfig, parseByteSize, settings } from '../../src/config.js';
 
 const UNIT = new URL('../../deploy/crashspool.service', import.meta.url);
 
@@ -263,4 +264,36 @@ test('Grafana dashboard: every metric a panel reads is exported by a running col
     for (const [, row] of description.matchAll(/\*Runbook\*: ([^.,]+)/g)) assert.ok(runbook.has(row!), `${panel.title}: no runbook row "${row}" in OPERATIONS.md`);
   }
   assert.deepEqual([...alerts].filter((alert) => !named.has(alert)), [], 'every alert has a panel');
+});
+
+const yamlDocuments = (file: string) => parseAllDocuments(readFileSync(join(DEPLOY, file), 'utf8')).map((document) => document.toJS() as Manifest & Record<string, unknown>);
+
+test("Kubernetes: the example Secret is valid, named as the StatefulSet reads it, and holds only settings the collector or the AWS SDK reads", () => {
+  const [secret] = yamlDocuments('kubernetes-secret.example.yaml');
+  assert.doesNotThrow(() => new Secret(secret as never).validate());
+  const set = new StatefulSet(manifests().find((manifest) => manifest.kind === 'StatefulSet') as never);
+  const container = set.spec!.template.spec!.containers[0]!;
+  assert.deepEqual(container.envFrom?.map((from) => from.secretRef?.name), [secret!.metadata.name]);
+  const known = new Set(Object.values(settings).map((setting) => setting.env));
+  const keys = Object.keys(secret!['stringData'] as Record<string, string>);
+  assert.deepEqual(keys.filter((key) => !known.has(key) && !key.startsWith('AWS_')), [], 'keys the collector would not read');
+  assert.ok(keys.includes('STORAGE_URL') && keys.includes('PUBLISH_URL'), 'where crashes go, and where they are announced');
+  const config = loadConfig(secret!['stringData'] as Record<string, string>);
+  assert.equal(config.publishUrl?.kind, 'sqs', 'the example values are valid settings');
+});
+
+test('Kubernetes: Prometheus finds the metrics port: annotations on the pods, and a PodMonitor for the operator', () => {
+  const set = new StatefulSet(manifests().find((manifest) => manifest.kind === 'StatefulSet') as never);
+  const template = set.spec!.template;
+  const container = template.spec!.containers[0]!;
+  const metricsPort = container.ports!.find((port) => port.name === 'metrics')!;
+  const env = new Map((container.env ?? []).map((variable) => [variable.name, variable.value ?? '']));
+  assert.equal(String(metricsPort.containerPort), env.get('METRICS_PORT'));
+  assert.deepEqual(template.metadata!.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': env.get('METRICS_PORT'), 'prometheus.io/path': '/metrics' });
+  const [monitor] = yamlDocuments('kubernetes-podmonitor.yaml');
+  assert.equal(monitor!['apiVersion'], 'monitoring.coreos.com/v1');
+  assert.equal(monitor!.kind, 'PodMonitor');
+  const spec = monitor!.spec as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
+  assert.deepEqual(spec.selector.matchLabels, template.metadata!.labels, 'it selects the collector pods');
+  assert.deepEqual(spec.podMetricsEndpoints.map((endpoint) => [endpoint.port, endpoint.path]), [['metrics', '/metrics']]);
 });
