@@ -62,28 +62,37 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
   const { amqpUrl } = queueSettings();
   const queueName = name('amqp');
   const connection = await amqp.connect(amqpUrl);
-  // Reading a queue that was deleted closes the channel (404): the next call opens another.
   connection.on('error', () => undefined);
-  let open: Promise<Channel> | undefined;
-  const channelOf = () =>
-    (open ??= connection.createChannel().then((channel) => {
+  // The consumer's channel: reading a queue that was deleted closes it (404), which fails whatever
+  // else was pending on it; the next read opens another.
+  let reading: Promise<Channel> | undefined;
+  const readingChannel = () =>
+    (reading ??= connection.createChannel().then((channel) => {
       channel.on('error', () => undefined);
-      channel.on('close', () => (open = undefined));
+      channel.on('close', () => (reading = undefined));
       return channel;
     }));
-  const declareQueue = async () => void (await (await channelOf()).assertQueue(queueName, { durable: true, arguments: args }));
+  // What the test does to the queue runs on a channel of its own, so the consumer's 404 cannot end it.
+  const onOwnChannel = async <T>(work: (channel: Channel) => Promise<T>): Promise<T> => {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await work(channel);
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  };
+  const declareQueue = () => onOwnChannel(async (channel) => void (await channel.assertQueue(queueName, { durable: true, arguments: args })));
   await declareQueue();
   return {
     declareQueue,
-    async deleteQueue() {
-      await (await channelOf()).deleteQueue(queueName);
-    },
-    async fill(count) {
-      const channel = await channelOf();
-      for (let sent = 0; sent < count; sent++) channel.sendToQueue(queueName, Buffer.from(`filler ${sent}`));
-      // Answered only after what this channel sent before it was routed.
-      await channel.checkQueue(queueName);
-    },
+    deleteQueue: () => onOwnChannel(async (channel) => void (await channel.deleteQueue(queueName))),
+    fill: (count) =>
+      onOwnChannel(async (channel) => {
+        for (let sent = 0; sent < count; sent++) channel.sendToQueue(queueName, Buffer.from(`filler ${sent}`));
+        // Answered only after what this channel sent before it was routed.
+        await channel.checkQueue(queueName);
+      }),
     publishUrl(via) {
       const url = new URL(amqpUrl);
       if (typeof via === 'number') url.port = String(via);
@@ -91,7 +100,7 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
       return url.href;
     },
     async receive() {
-      const channel = await channelOf();
+      const channel = await readingChannel();
       const bodies: string[] = [];
       for (let message = await channel.get(queueName); message; message = await channel.get(queueName)) {
         bodies.push(message.content.toString());
@@ -100,7 +109,7 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
       return bodies;
     },
     async close() {
-      await (await channelOf()).deleteQueue(queueName).catch(() => undefined);
+      await onOwnChannel((channel) => channel.deleteQueue(queueName)).catch(() => undefined);
       await connection.close();
     },
   };
