@@ -71,7 +71,8 @@ async function drop(connection: ChannelModel): Promise<void> {
   const closing = connection.close().catch(() => undefined);
   if ((await within(closing, CLOSE_MS)) === 'timeout') {
     // amqplib keeps the socket on the connection it wraps; a broker that never sends CloseOk holds it.
-    (connection as unknown as { connection?: { stream?: Socket } }).connection?.stream?.destroy();
+    // Cut with an error: amqplib ends the connection (and its heartbeat timer) on the socket's 'error', not on 'close'.
+    (connection as unknown as { connection?: { stream?: Socket } }).connection?.stream?.destroy(new Error(`no answer to the close within ${CLOSE_MS} ms: connection cut`));
   }
 }
 
@@ -136,11 +137,15 @@ export class AmqpPublisher implements CrashPublisher {
     const { channel, returned } = link;
     const outcomes = crashIds.map(
       (crashId) =>
-        new Promise<{ crashId: string; failure?: EntryFailure }>((resolve) => {
+        new Promise<{ crashId: string; failure?: EntryFailure; lost?: true }>((resolve) => {
           const options = { persistent: true, mandatory: true, contentType: 'text/plain' };
           channel.sendToQueue(this.options.queue, Buffer.from(crashId), options, (error: unknown) => {
             const wasReturned = returned.delete(crashId);
-            if (error) {
+            // amqplib fails what awaits a confirm with 'channel closed' when the connection is lost:
+            // no answer about that message, unlike a nack.
+            if ((error as Error | undefined)?.message === 'channel closed') {
+              resolve({ crashId, lost: true });
+            } else if (error) {
               resolve({ crashId, failure: { crashId, error: `nack: ${String((error as Error)?.message ?? error)}`, reason: 'nacked', scope: 'queue' } });
             } else if (wasReturned) {
               resolve({ crashId, failure: { crashId, error: `returned: no queue ${this.options.queue} to route to`, reason: 'unroutable', scope: 'queue' } });
@@ -158,8 +163,13 @@ export class AmqpPublisher implements CrashPublisher {
       void drop(link.connection);
       throw new PublishError(`${this.description}: no confirm within ${this.options.timeoutMs} ms`, 'timeout');
     }
+    const confirmed = settled.filter((outcome) => outcome.failure === undefined && !outcome.lost);
+    if (confirmed.length === 0 && settled.some((outcome) => outcome.lost)) {
+      throw new PublishError(`${this.description}: the connection was lost before the broker confirmed`, 'refused');
+    }
+    // Those lost with the connection are in neither list: the announcer publishes them again.
     return {
-      published: settled.filter((outcome) => outcome.failure === undefined).map((outcome) => outcome.crashId),
+      published: confirmed.map((outcome) => outcome.crashId),
       failed: settled.flatMap((outcome) => (outcome.failure ? [outcome.failure] : [])),
       unknown: [],
     };

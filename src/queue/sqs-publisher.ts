@@ -34,9 +34,11 @@ function failureOf(error: unknown): PublishFailure {
     return 'error';
   }
   const code = (error as NodeJS.ErrnoException).code ?? '';
+  // Before the name: the SDK's HTTP handler names a reset connection (ECONNRESET, EPIPE) TimeoutError.
+  if (REFUSED_CODES.has(code)) return 'refused';
   const name = (error as Error).name ?? '';
   if (name === 'TimeoutError' || name === 'AbortError' || code === 'ETIMEDOUT') return 'timeout';
-  return REFUSED_CODES.has(code) ? 'refused' : 'error';
+  return 'error';
 }
 
 export class SqsPublisher implements CrashPublisher {
