@@ -112,9 +112,12 @@ export function parseStorageUrl(raw: string): StorageTarget {
 export type PublishTarget =
   | { kind: 'sqs'; queueUrl: string }
   | { kind: 'amqp'; url: string; queue: string }
+  | { kind: 'pubsub'; topic: string }
   | { kind: 'none' };
 
-const PUBLISH_URL_FORMS = 'expected sqs:<queue URL>, amqp://user:password@host:port/vhost?queue=<name> or none';
+const PUBLISH_URL_FORMS = 'expected sqs:<queue URL>, amqp://user:password@host:port/vhost?queue=<name>, pubsub:projects/<project>/topics/<topic> or none';
+/** Pub/Sub's resource names: a project ID, then a topic of 3-255 characters starting with a letter. */
+const PUBSUB_TOPIC = /^projects\/[a-z][a-z0-9.:-]{1,62}[a-z0-9]\/topics\/[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
 
 export function parsePublishUrl(raw: string): PublishTarget | undefined {
   const value = raw.trim();
@@ -131,6 +134,13 @@ export function parsePublishUrl(raw: string): PublishTarget | undefined {
       throw new Error(`${PUBLISH_URL_FORMS}; an SQS queue URL looks like https://sqs.<region>.amazonaws.com/<account>/<queue>`);
     }
     return { kind: 'sqs', queueUrl: queue.href };
+  }
+  if (value.startsWith('pubsub:')) {
+    const topic = value.slice('pubsub:'.length);
+    if (!PUBSUB_TOPIC.test(topic) || /^projects\/[^/]+\/topics\/goog/i.test(topic)) {
+      throw new Error(`${PUBLISH_URL_FORMS}; "${topic}" is not a Pub/Sub topic name (projects/<project>/topics/<topic>, the topic 3-255 characters starting with a letter)`);
+    }
+    return { kind: 'pubsub', topic };
   }
   if (/^amqps?:\/\//.test(value)) {
     let url: URL;
@@ -201,19 +211,19 @@ export const settings = {
   publishUrl: setting(
     'PUBLISH_URL',
     '',
-    "Where each stored crash's ID is announced for Socorro's processor, at least once: `sqs:<queue URL>` (AWS SQS or an SQS-protocol server: the queue URL's host is the endpoint; credentials and region from the standard AWS variables) or `amqp://user:password@host:port/vhost?queue=<name>` (RabbitMQ, publisher confirms, persistent messages). The message body is the crash ID. Empty: nothing is announced — refused on a spool that announces (it records its queue at the first start with PUBLISH_URL), so that a forgotten setting cannot let crashes leave unannounced; `none` says so on purpose: the crashes waiting there leave unannounced, each logged and counted in `crashspool_unannounced_total`.",
+    "Where each stored crash's ID is announced for Socorro's processor, at least once: `sqs:<queue URL>` (AWS SQS or an SQS-protocol server: the queue URL's host is the endpoint; credentials and region from the standard AWS variables) or `amqp://user:password@host:port/vhost?queue=<name>` (RabbitMQ, publisher confirms, persistent messages) or `pubsub:projects/<project>/topics/<topic>` (Google Pub/Sub, as today's Antenna announces: credentials from Google's standard chain; `PUBSUB_EMULATOR_HOST=host:port` uses the emulator, as Google's clients do). The message body is the crash ID. Empty: nothing is announced — refused on a spool that announces (it records its queue at the first start with PUBLISH_URL), so that a forgotten setting cannot let crashes leave unannounced; `none` says so on purpose: the crashes waiting there leave unannounced, each logged and counted in `crashspool_unannounced_total`.",
     parsePublishUrl,
   ),
   publishConnectTimeoutSeconds: setting(
     'PUBLISH_CONNECT_TIMEOUT_SECONDS',
     '3',
-    'Queue: a connection not established within this time fails the publish (it is retried).',
+    'Queue: a connection not established within this time fails the publish (it is retried). Pub/Sub: connecting counts toward `PUBLISH_TIMEOUT_SECONDS`.',
     seconds(0.1),
   ),
   publishTimeoutSeconds: setting(
     'PUBLISH_TIMEOUT_SECONDS',
     '10',
-    'Queue: the longest one publish may take, until the queue confirmed it (SQS: its answer; RabbitMQ: the publisher confirm); then it fails and is retried.',
+    'Queue: the longest one publish may take, until the queue confirmed it (SQS and Pub/Sub: its answer; RabbitMQ: the publisher confirm); then it fails and is retried.',
     seconds(0.1),
   ),
   logLevel: setting('LOG_LEVEL', 'info', 'pino log level.', oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent')),

@@ -107,7 +107,7 @@ async function checkQueue(config: Config, logger: Logger): Promise<Outcome | und
 
 /** What to change, by why the queue check failed. */
 const QUEUE_HINTS: Record<PublishFailure, string> = {
-  denied: 'the credentials are missing, refused or not allowed to publish (PUBLISH_URL, AWS_*)',
+  denied: 'the credentials are missing, refused or not allowed to publish (PUBLISH_URL; AWS_* for SQS, GOOGLE_APPLICATION_CREDENTIALS or the workload identity for Pub/Sub)',
   missing: "the queue does not exist: it is created on the processor's side (crashspool never declares it), or PUBLISH_URL names another",
   refused: 'nobody answers there: check the host and port in PUBLISH_URL and the network',
   timeout: 'no answer in time: check the network, or PUBLISH_CONNECT_TIMEOUT_SECONDS and PUBLISH_TIMEOUT_SECONDS',

@@ -2,14 +2,11 @@
  * Where stored crashes are announced: the processing queue Socorro's processor reads (PUBLISH_URL).
  * The message is the crash ID and nothing else. A backend confirms each message it has taken —
  * SQS answers per entry of a batch, RabbitMQ confirms each persistent message (publisher
- * confirms; a message routed to no queue is returned, not taken) — and the announcer deletes a
- * crash from the spool only then (I13). A failure of
+ * confirms; a message routed to no queue is returned, not taken), Pub/Sub answers a message ID per
+ * message — and the announcer deletes a crash from the spool only then (I13). A failure of
  * one message concerns that crash only; a failure of the whole call (refused, timed out, denied,
  * an answer that cannot be read) is a PublishError, and the announcer backs off. The announcer
  * checks each answer against what was sent (announcer.ts); a backend reports what it was told.
- *
- * Pub/Sub (today's Antenna on GCP) is not here: no Pub/Sub server runs on our machines to test one
- * against. It would be a third implementation of this interface.
  */
 export interface PublishResult {
   /** Crash IDs the queue confirmed. */

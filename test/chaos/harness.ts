@@ -257,7 +257,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     DRAIN_RETRY_BASE_SECONDS: '0.1',
     DRAIN_RETRY_MAX_SECONDS: '1',
     ...options.collectorEnv,
-    ...(options.publish ? { PUBLISH_URL: options.publish.publishUrl() } : {}),
+    ...(options.publish ? options.publish.publishEnv() : {}),
   };
 
   const acked = new Map<string, Acked>();

@@ -1,6 +1,7 @@
 /**
- * The processing queues of the tests (scripts/local-queues: RabbitMQ and an SQS-protocol server),
- * read the way Socorro's processor reads them: receive, then delete (SQS) or ack (AMQP). Each test
+ * The processing queues of the tests (scripts/local-queues: RabbitMQ, an SQS-protocol server and
+ * Google's Pub/Sub emulator),
+ * read the way Socorro's processor reads them: receive, then delete (SQS) or ack (AMQP, Pub/Sub). Each test
  * gets a queue of its own.
  */
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -18,6 +19,8 @@ export function queueSettings() {
 export interface TestQueue {
   /** PUBLISH_URL for the collector, through `via` (a fault proxy's origin or port) when given. */
   publishUrl(via?: string | number): string;
+  /** The collector's environment that announces here (PUBLISH_URL, and for Pub/Sub its endpoint), through `via` when given. */
+  publishEnv(via?: string | number): Record<string, string>;
   /** Receives (and deletes or acks) what has arrived; every body, in order, duplicates included. */
   receive(): Promise<string[]>;
   close(): Promise<void>;
@@ -31,8 +34,10 @@ export async function sqsQueue(): Promise<TestQueue> {
   const queueName = name('sqs');
   await client.send(new CreateQueueCommand({ QueueName: queueName }));
   const queueUrl = `${sqsEndpoint}/000000000000/${queueName}`;
+  const publishUrl = (via?: string | number) => `sqs:${typeof via === 'string' ? via : sqsEndpoint}/000000000000/${queueName}`;
   return {
-    publishUrl: (via) => `sqs:${typeof via === 'string' ? via : sqsEndpoint}/000000000000/${queueName}`,
+    publishUrl,
+    publishEnv: (via) => ({ PUBLISH_URL: publishUrl(via) }),
     async receive() {
       const bodies: string[] = [];
       for (;;) {
@@ -82,6 +87,12 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
       await channel.close().catch(() => undefined);
     }
   };
+  const publishUrl = (via?: string | number) => {
+    const url = new URL(amqpUrl);
+    if (typeof via === 'number') url.port = String(via);
+    url.searchParams.set('queue', queueName);
+    return url.href;
+  };
   const declareQueue = () => onOwnChannel(async (channel) => void (await channel.assertQueue(queueName, { durable: true, arguments: args })));
   await declareQueue();
   return {
@@ -93,12 +104,8 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
         // Answered only after what this channel sent before it was routed.
         await channel.checkQueue(queueName);
       }),
-    publishUrl(via) {
-      const url = new URL(amqpUrl);
-      if (typeof via === 'number') url.port = String(via);
-      url.searchParams.set('queue', queueName);
-      return url.href;
-    },
+    publishUrl,
+    publishEnv: (via) => ({ PUBLISH_URL: publishUrl(via) }),
     async receive() {
       const channel = await readingChannel();
       const bodies: string[] = [];
@@ -111,6 +118,51 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
     async close() {
       await onOwnChannel((channel) => channel.deleteQueue(queueName)).catch(() => undefined);
       await connection.close();
+    },
+  };
+}
+
+/**
+ * Why the Pub/Sub tests cannot run here (no emulator: scripts/local-queues says why), or undefined.
+ * Under CI=true never a reason: there the emulator must be present, and a test without it fails.
+ */
+export function pubsubSkipReason(): string | undefined {
+  if (process.env['PUBSUB_EMULATOR_HOST'] || process.env['CI'] === 'true') return undefined;
+  return 'PUBSUB_EMULATOR_HOST is not set: the Pub/Sub emulator (google-cloud-cli-pubsub-emulator) is missing on this machine or scripts/local-queues was started before it knew it';
+}
+
+/** A topic of its own on the Pub/Sub emulator, and a subscription that reads it as Socorro's processor does (pull, then acknowledge). */
+export async function pubsubQueue(): Promise<TestQueue> {
+  const emulator = process.env['PUBSUB_EMULATOR_HOST'];
+  if (!emulator) throw new Error('PUBSUB_EMULATOR_HOST is not set: run the tests with `npm test`, which starts the Pub/Sub emulator with scripts/local-queues');
+  const project = 'crashspool-test';
+  const topic = `projects/${project}/topics/${name('pubsub')}`;
+  const subscription = `projects/${project}/subscriptions/${name('pubsub')}`;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`http://${emulator}/v1/${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`Pub/Sub emulator ${method} ${path}: ${response.status} ${text}`);
+    return JSON.parse(text) as Record<string, unknown>;
+  };
+  await call('PUT', topic);
+  await call('PUT', subscription, { topic, ackDeadlineSeconds: 60 });
+  const publishUrl = () => `pubsub:${topic}`;
+  return {
+    publishUrl,
+    publishEnv: (via) => ({ PUBLISH_URL: publishUrl(), PUBSUB_EMULATOR_HOST: via === undefined ? emulator : typeof via === 'number' ? `127.0.0.1:${via}` : new URL(via).host }),
+    async receive() {
+      const bodies: string[] = [];
+      for (;;) {
+        const got = await call('POST', `${subscription}:pull`, { maxMessages: 100, returnImmediately: true });
+        const messages = (got['receivedMessages'] ?? []) as { ackId: string; message: { data?: string } }[];
+        if (messages.length === 0) return bodies;
+        bodies.push(...messages.map(({ message }) => Buffer.from(message.data ?? '', 'base64').toString('utf8')));
+        await call('POST', `${subscription}:acknowledge`, { ackIds: messages.map((message) => message.ackId) });
+      }
+    },
+    async close() {
+      await call('DELETE', subscription).catch(() => undefined);
+      await call('DELETE', topic).catch(() => undefined);
     },
   };
 }

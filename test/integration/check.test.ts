@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { MAIN, tempDir } from '../helpers/collector-process.js';
-import { queueSettings } from '../helpers/queues.js';
+import { pubsubQueue, pubsubSkipReason, queueSettings } from '../helpers/queues.js';
 import { s3Target } from '../helpers/stored-crashes.js';
 
 function check(env: Record<string, string>): { status: number | null; lines: string[] } {
@@ -88,6 +88,30 @@ test('check: missing credentials, a queue that does not exist, one refusing the 
 
   for (const one of [noCredentials, noSqsQueue, noAmqpQueue, refused]) {
     for (const text of one.lines) assert.doesNotMatch(text, /UnknownError|queue +queue /, 'no library noise');
+  }
+});
+
+test('check: Pub/Sub: the topic there passes; a topic that does not exist, or no Google credentials, is a setting (exit 2) saying what to change; nothing is published', { skip: pubsubSkipReason() }, async () => {
+  const files = { STORAGE_URL: `file://${tempDir('check-files')}` };
+  const topic = await pubsubQueue();
+  try {
+    const emulator = { PUBSUB_EMULATOR_HOST: process.env['PUBSUB_EMULATOR_HOST']! };
+    const there = check({ ...files, ...emulator, PUBLISH_URL: topic.publishUrl() });
+    assert.equal(there.status, 0, there.lines.join('\n'));
+    assert.match(line(there.lines, 'queue'), /^ok .*pubsub:projects\/crashspool-test\/topics\/.*: the queue answers/);
+    assert.deepEqual(await topic.receive(), [], 'the check published nothing (other readers of the topic would not ignore it)');
+
+    const missing = check({ ...files, ...emulator, PUBLISH_URL: 'pubsub:projects/crashspool-test/topics/no-such-topic' });
+    assert.equal(missing.status, 2, missing.lines.join('\n'));
+    assert.match(line(missing.lines, 'queue'), /^FAIL .*404 NOT_FOUND.*the queue does not exist/);
+
+    // Google's service, no emulator and no credentials anywhere: HOME elsewhere (no gcloud login), and
+    // no metadata server asked (on a Google Cloud machine it would give the machine's account).
+    const noCredentials = check({ ...files, HOME: tempDir('check-home'), METADATA_SERVER_DETECTION: 'none', PUBLISH_URL: topic.publishUrl() });
+    assert.equal(noCredentials.status, 2, noCredentials.lines.join('\n'));
+    assert.match(line(noCredentials.lines, 'queue'), /^FAIL .*Could not load the default credentials.*GOOGLE_APPLICATION_CREDENTIALS/);
+  } finally {
+    await topic.close();
   }
 });
 

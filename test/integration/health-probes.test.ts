@@ -26,7 +26,7 @@ test('storage and queue probes run on their own timer: the first read after an o
   const broker = cleanups.keep(await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port)));
   const queue = cleanups.keep(await amqpQueue());
   const collector = cleanups.keep(
-    await CollectorProcess.start({ ...target.env, S3_ENDPOINT: storage.url, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(broker.port), STORAGE_CONNECT_TIMEOUT_SECONDS: '1' }),
+    await CollectorProcess.start({ ...target.env, S3_ENDPOINT: storage.url, SPOOL_DIR: spool, ...queue.publishEnv(broker.port), STORAGE_CONNECT_TIMEOUT_SECONDS: '1' }),
   );
   const firstRead = async () => {
     const text = await scrape(collector.url);

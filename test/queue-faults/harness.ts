@@ -1,7 +1,7 @@
 /**
- * Queue faults against the real collector, the real queues (fauxqs speaking SQS, RabbitMQ) and
- * Ceph RGW, with a fault proxy in front of the queue (fault-proxy.ts with sqs-replies.ts for SQS,
- * tcp-fault-proxy.ts for AMQP) — the announce leg's counterpart of the storage-fault suite. For each
+ * Queue faults against the real collector, the real queues (fauxqs speaking SQS, RabbitMQ, the
+ * Pub/Sub emulator) and Ceph RGW, with a fault proxy in front of the queue (fault-proxy.ts with
+ * sqs-replies.ts or pubsub-replies.ts for SQS and Pub/Sub, tcp-fault-proxy.ts for AMQP) — the announce leg's counterpart of the storage-fault suite. For each
  * queue kind, one collector lives through every scenario: the fault is switched on; crashes are
  * posted for `faultSeconds` while `/__heartbeat__` is sampled; the fault heals; every crash posted
  * meanwhile must be announced. A consumer reads the queue throughout, as Socorro's processor does,
@@ -20,12 +20,13 @@ import { checksOf } from '../helpers/heartbeat.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { makeReport } from '../helpers/multipart.js';
-import { amqpQueue, queueSettings, sqsQueue, type AmqpTestQueue, type TestQueue } from '../helpers/queues.js';
+import { amqpQueue, pubsubQueue, queueSettings, sqsQueue, type AmqpTestQueue, type TestQueue } from '../helpers/queues.js';
+import { pubsubReplies } from '../helpers/pubsub-replies.js';
 import { sqsReplies } from '../helpers/sqs-replies.js';
 import { deletePrefix, s3Target, type S3TestTarget } from '../helpers/stored-crashes.js';
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 
-export type QueueKind = 'sqs' | 'amqp';
+export type QueueKind = 'sqs' | 'amqp' | 'pubsub';
 
 /** What a scenario can reach: the queue, and the proxy in front of it. */
 interface Rig {
@@ -99,7 +100,7 @@ const COLLECTOR_ENV = {
 const someCrashes = (crashId: string) => parseInt(crashId[0]!, 16) < 8;
 
 export function scenarios(kinds: readonly QueueKind[]): QueueScenario[] {
-  const http = (kind: 'sqs', name: string, outage: boolean, mode: () => FaultMode): QueueScenario => ({
+  const http = (kind: 'sqs' | 'pubsub', name: string, outage: boolean, mode: () => FaultMode): QueueScenario => ({
     kind,
     name,
     outage,
@@ -119,6 +120,15 @@ export function scenarios(kinds: readonly QueueKind[]): QueueScenario[] {
     http('sqs', 'leaves one entry out', false, sqsReplies.dropsOne),
     http('sqs', 'answer not JSON', true, sqsReplies.garbage),
     http('sqs', 'refuses some crashes (sender fault)', false, () => sqsReplies.refuse(someCrashes)),
+    http('pubsub', 'healthy', false, () => ({ kind: 'pass' })),
+    http('pubsub', 'refused (port closed)', true, () => ({ kind: 'refuse' })),
+    http('pubsub', 'frozen (no answer)', true, () => ({ kind: 'blackhole' })),
+    http('pubsub', 'cut mid-answer', true, () => ({ kind: 'cut', afterBytes: 30 })),
+    http('pubsub', 'answers 5xx', true, () => ({ kind: 'flaky', failRatio: 1 })),
+    http('pubsub', 'accounts for none (200 {})', true, pubsubReplies.accountsForNone),
+    http('pubsub', 'one message ID short', true, pubsubReplies.dropsOne),
+    http('pubsub', 'answer not JSON', true, pubsubReplies.garbage),
+    http('pubsub', 'refuses some crashes (INVALID_ARGUMENT)', false, () => pubsubReplies.refuse(someCrashes)),
     ...(['refused (port closed)', 'frozen (connection alive)'] as const).map(
       (name): QueueScenario => ({
         kind: 'amqp',
@@ -221,12 +231,13 @@ async function runKind(kind: QueueKind, options: QueueFaultOptions, result: Queu
   const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length < 100_000);
   const spool = tempDir(`queue-faults-${kind}`);
   const target = s3Target(`queue-faults-${kind}`);
-  const queue = kind === 'sqs' ? await sqsQueue() : await amqpQueue({ 'x-max-length': AMQP_MAX_LENGTH, 'x-overflow': 'reject-publish' });
-  const http = kind === 'sqs' ? await FaultProxy.start(queueSettings().sqsEndpoint) : undefined;
+  const queue = kind === 'sqs' ? await sqsQueue() : kind === 'pubsub' ? await pubsubQueue() : await amqpQueue({ 'x-max-length': AMQP_MAX_LENGTH, 'x-overflow': 'reject-publish' });
+  const http =
+    kind === 'sqs' ? await FaultProxy.start(queueSettings().sqsEndpoint) : kind === 'pubsub' ? await FaultProxy.start(`http://${process.env['PUBSUB_EMULATOR_HOST']}`) : undefined;
   const tcp = kind === 'amqp' ? await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port)) : undefined;
   const consumer = new Consumer(queue, target);
   const rig: Rig = { queue, consumer, ...(http ? { http } : {}), ...(tcp ? { tcp } : {}) };
-  const env = { ...target.env, ...COLLECTOR_ENV, SPOOL_DIR: spool, PUBLISH_URL: http ? queue.publishUrl(http.url) : queue.publishUrl(tcp!.port) };
+  const env = { ...target.env, ...COLLECTOR_ENV, SPOOL_DIR: spool, ...(http ? queue.publishEnv(http.url) : queue.publishEnv(tcp!.port)) };
   const acked: string[] = [];
   let collector = await CollectorProcess.start(env);
   const post = async () => {

@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { rawCrashKey } from '../../src/storage/storage-keys.js';
 import { CollectorProcess } from '../helpers/collector-process.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
@@ -15,7 +16,7 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { crashIdFrom, postReport } from '../helpers/http-client.js';
 import { metric, scrape } from '../helpers/metrics-text.js';
 import { makeReport } from '../helpers/multipart.js';
-import { amqpQueue, queueSettings, sqsQueue, type TestQueue } from '../helpers/queues.js';
+import { amqpQueue, pubsubQueue, pubsubSkipReason, queueSettings, sqsQueue, type TestQueue } from '../helpers/queues.js';
 import { sleep } from '../helpers/raw-socket.js';
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 import { checksOf } from '../helpers/heartbeat.js';
@@ -26,21 +27,36 @@ const dumps = [...loadFixtureDumps().values()].filter((dump) => dump.length < 10
 const cleanups = new Cleanups();
 const fresh = (name: string) => cleanups.fresh(name);
 
-async function queueOf(kind: 'sqs' | 'amqp'): Promise<TestQueue> {
-  const queue = kind === 'sqs' ? await sqsQueue() : await amqpQueue();
+type Kind = 'sqs' | 'amqp' | 'pubsub';
+const skipOf = (kind: Kind) => (kind === 'pubsub' ? pubsubSkipReason() : undefined);
+
+async function queueOf(kind: Kind): Promise<TestQueue> {
+  const queue = kind === 'sqs' ? await sqsQueue() : kind === 'amqp' ? await amqpQueue() : await pubsubQueue();
   cleanups.add(() => queue.close());
   return queue;
+}
+
+/** A proxy in front of the queue's server that can refuse or hang, and what the collector's environment points at it. */
+async function queueProxy(kind: Kind, queue: TestQueue): Promise<{ set(mode: 'refuse' | 'hang' | 'pass'): Promise<void>; env: Record<string, string> }> {
+  if (kind === 'amqp') {
+    const proxy = await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port));
+    cleanups.add(() => proxy.close());
+    return { set: (mode) => proxy.set(mode === 'hang' ? 'freeze' : mode), env: queue.publishEnv(proxy.port) };
+  }
+  const proxy = await FaultProxy.start(kind === 'sqs' ? queueSettings().sqsEndpoint : `http://${process.env['PUBSUB_EMULATOR_HOST']}`);
+  cleanups.add(() => proxy.close());
+  return { set: (mode) => proxy.set({ kind: mode === 'hang' ? 'blackhole' : mode }), env: queue.publishEnv(proxy.url) };
 }
 
 async function post(collector: CollectorProcess, count: number, acked: string[]): Promise<void> {
   for (let sent = 0; sent < count; sent++) acked.push(crashIdFrom(await postReport(collector.url, makeReport('breakpad', dumps[sent % dumps.length]!))));
 }
 
-for (const kind of ['sqs', 'amqp'] as const) {
-  test(`I13: ${kind}: every acknowledged crash is announced, after its raw crash is stored, then leaves the spool`, async (t) => {
+for (const kind of ['sqs', 'amqp', 'pubsub'] as const) {
+  test(`I13: ${kind}: every acknowledged crash is announced, after its raw crash is stored, then leaves the spool`, { skip: skipOf(kind) }, async (t) => {
     const { spool, target } = fresh(`publish-${kind}`);
     const queue = await queueOf(kind);
-    const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl() });
+    const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, ...queue.publishEnv() });
     cleanups.add(() => collector.stop());
     const acked: string[] = [];
     await post(collector, 40, acked);
@@ -51,10 +67,10 @@ for (const kind of ['sqs', 'amqp'] as const) {
   });
 }
 
-test('I13: amqp: two kill -9 under load, then restarts: every acknowledged crash announced at least once', async (t) => {
-  const { spool, target } = fresh('publish-kills');
-  const queue = await queueOf('amqp');
-  const env = { ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl() };
+for (const kind of ['amqp', 'pubsub'] as const) test(`I13: ${kind}: two kill -9 under load, then restarts: every acknowledged crash announced at least once`, { skip: skipOf(kind) }, async (t) => {
+  const { spool, target } = fresh(`publish-kills-${kind}`);
+  const queue = await queueOf(kind);
+  const env = { ...target.env, SPOOL_DIR: spool, ...queue.publishEnv() };
   const acked: string[] = [];
   let collector = await CollectorProcess.start(env);
   for (let kill = 0; kill < 2; kill++) {
@@ -82,19 +98,18 @@ test('I13: amqp: two kill -9 under load, then restarts: every acknowledged crash
   await expectAnnounced(t, queue, target, acked, 90_000, 2);
 });
 
-test('I13: sqs: a 30 s queue outage (refused 15 s, then hanging 15 s) while crashes keep arriving: uploads go on, stored crashes wait, all are announced after', async (t) => {
-  const { spool, target } = fresh('publish-outage');
-  const queue = await queueOf('sqs');
-  const proxy = await FaultProxy.start(queueSettings().sqsEndpoint);
-  cleanups.add(() => proxy.close());
-  const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(proxy.url), PUBLISH_TIMEOUT_SECONDS: '2' });
+for (const kind of ['sqs', 'pubsub'] as const) test(`I13: ${kind}: a 30 s queue outage (refused 15 s, then hanging 15 s) while crashes keep arriving: uploads go on, stored crashes wait, all are announced after`, { skip: skipOf(kind) }, async (t) => {
+  const { spool, target } = fresh(`publish-outage-${kind}`);
+  const queue = await queueOf(kind);
+  const proxy = await queueProxy(kind, queue);
+  const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, ...proxy.env, PUBLISH_TIMEOUT_SECONDS: '2' });
   cleanups.add(() => collector.stop());
   const acked: string[] = [];
   await post(collector, 5, acked);
   await expectAnnounced(t, queue, target, acked);
 
   const duringOutage: string[] = [];
-  for (const mode of [{ kind: 'refuse' }, { kind: 'blackhole' }] as const) {
+  for (const mode of ['refuse', 'hang'] as const) {
     await proxy.set(mode);
     const until15s = Date.now() + 15_000;
     while (Date.now() < until15s) {
@@ -111,21 +126,19 @@ test('I13: sqs: a 30 s queue outage (refused 15 s, then hanging 15 s) while cras
   assert.equal(health.status, 503);
   assert.equal(checksOf(await health.json())['queue']?.ok, false);
 
-  await proxy.set({ kind: 'pass' });
+  await proxy.set('pass');
   // The five before the outage were read already; now those that waited.
   await expectAnnounced(t, queue, target, duringOutage, 60_000);
   await until('the spool is empty', async () => (await spoolCount(collector, 'stored')) === 0);
 });
 
-test('I13: amqp: SIGTERM during a queue outage exits 0 within its deadline; the restart announces what was left', async (t) => {
-  const { spool, target } = fresh('publish-sigterm');
-  const queue = await queueOf('amqp');
-  const amqpPort = Number(new URL(queueSettings().amqpUrl).port);
-  const proxy = await TcpFaultProxy.start(amqpPort);
-  cleanups.add(() => proxy.close());
+for (const kind of ['amqp', 'pubsub'] as const) test(`I13: ${kind}: SIGTERM during a queue outage exits 0 within its deadline; the restart announces what was left`, { skip: skipOf(kind) }, async (t) => {
+  const { spool, target } = fresh(`publish-sigterm-${kind}`);
+  const queue = await queueOf(kind);
+  const proxy = await queueProxy(kind, queue);
   await proxy.set('refuse');
   const env = { ...target.env, SPOOL_DIR: spool, SHUTDOWN_DEADLINE_SECONDS: '2' };
-  const collector = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl(proxy.port) });
+  const collector = await CollectorProcess.start({ ...env, ...proxy.env });
   const acked: string[] = [];
   await post(collector, 20, acked);
   await until('every crash is stored', async () => (await spoolCount(collector, 'stored')) === 20, 60_000);
@@ -138,7 +151,23 @@ test('I13: amqp: SIGTERM during a queue outage exits 0 within its deadline; the 
   assert.deepEqual(await queue.receive(), [], 'nothing announced while the queue was down');
 
   await proxy.set('pass');
-  const restarted = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl() });
+  const restarted = await CollectorProcess.start({ ...env, ...queue.publishEnv() });
   cleanups.add(() => restarted.stop());
   await expectAnnounced(t, queue, target, acked);
+});
+
+test("Antenna's systemtest on Pub/Sub: one report posted plain, then gzipped, the queue checked for each crash ID: one crash announced once by default (a retry), two with DEDUP_WINDOW=0 (Antenna's behaviour)", { skip: skipOf('pubsub') }, async (t) => {
+  for (const window of ['7d', '0'] as const) {
+    const { spool, target } = fresh(`publish-antenna-systemtest-${window}`);
+    const queue = await queueOf('pubsub');
+    const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, ...queue.publishEnv(), DEDUP_WINDOW: window });
+    cleanups.add(() => collector.stop());
+    const plain = makeReport('breakpad', dumps[0]!);
+    const gzipped = { ...plain, body: gzipSync(plain.body), gzip: true };
+    const ids = [crashIdFrom(await postReport(collector.url, plain)), crashIdFrom(await postReport(collector.url, gzipped))];
+    const distinct = [...new Set(ids)];
+    assert.equal(distinct.length, window === '0' ? 2 : 1, `DEDUP_WINDOW=${window}: ${ids.join(', ')}`);
+    const { repeats } = await expectAnnounced(t, queue, target, distinct);
+    assert.equal(repeats, 0, 'each crash announced once');
+  }
 });

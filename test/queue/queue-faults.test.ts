@@ -52,7 +52,7 @@ const exitWithin = (collector: CollectorProcess, ms: number) => Promise.race([co
 test('I13: amqp: a queue deleted while the collector is connected: crashes wait stored (unroutable), the heartbeat fails, all are announced once it is declared again', async (t) => {
   const { spool, target } = fresh('queue-deleted');
   const queue = later(await amqpQueue());
-  const collector = later(await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(), DRAIN_RETRY_BASE_SECONDS: '0.2' }));
+  const collector = later(await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, ...queue.publishEnv(), DRAIN_RETRY_BASE_SECONDS: '0.2' }));
   const acked: string[] = [];
   await post(collector, 2, acked);
   await expectAnnounced(t, queue, target, acked);
@@ -80,7 +80,7 @@ test('I13, I6: a spool that announces refuses a start and a drain without PUBLIS
   const proxy = later(await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port)));
   await proxy.set('refuse');
   const env = { ...target.env, SPOOL_DIR: spool, SHUTDOWN_DEADLINE_SECONDS: '1' };
-  const first = await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl(proxy.port) });
+  const first = await CollectorProcess.start({ ...env, ...queue.publishEnv(proxy.port) });
   const acked: string[] = [];
   await post(first, 3, acked);
   await until('the three are stored', async () => (await spoolCount(first, 'stored')) === 3, 30_000);
@@ -109,7 +109,7 @@ test('I11, I13: sqs: replies that name entries never sent, account for none, lea
   const { spool, target } = fresh('sqs-replies');
   const queue = later(await sqsQueue());
   const proxy = later(await FaultProxy.start(queueSettings().sqsEndpoint));
-  const collector = later(await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(proxy.url), DRAIN_RETRY_BASE_SECONDS: '0.2' }));
+  const collector = later(await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, ...queue.publishEnv(proxy.url), DRAIN_RETRY_BASE_SECONDS: '0.2' }));
   const acked: string[] = [];
   for (const [name, mode] of Object.entries({
     'unknown Id': sqsReplies.unknownId(),
@@ -141,7 +141,7 @@ test('I13: amqp: a frozen broker (connection alive, no answer) holds neither SIG
   const { spool, target } = fresh('frozen-broker');
   const queue = later(await amqpQueue());
   const proxy = later(await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port)));
-  const env = { ...target.env, SPOOL_DIR: spool, SHUTDOWN_DEADLINE_SECONDS: '3', PUBLISH_URL: queue.publishUrl(proxy.port) };
+  const env = { ...target.env, SPOOL_DIR: spool, SHUTDOWN_DEADLINE_SECONDS: '3', ...queue.publishEnv(proxy.port) };
   const collector = later(await CollectorProcess.start(env));
   const acked: string[] = [];
   await post(collector, 2, acked);
@@ -164,7 +164,7 @@ test('I13: amqp: a frozen broker (connection alive, no answer) holds neither SIG
   assert.equal(drain.code, 1, `crashes are left and listed: ${drain.stdout}`);
 
   await proxy.set('pass');
-  later(await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl() }));
+  later(await CollectorProcess.start({ ...env, ...queue.publishEnv() }));
   await expectAnnounced(t, queue, target, whileFrozen, 30_000, 0, acked);
 });
 
@@ -173,7 +173,7 @@ test('I6, I13: sqs: a crash the queue refuses alone counts attempts and is dead-
   const queue: TestQueue = later(await sqsQueue());
   const proxy = later(await FaultProxy.start(queueSettings().sqsEndpoint));
   const env = { ...target.env, SPOOL_DIR: spool, DRAIN_RETRY_BASE_SECONDS: '0.1', DRAIN_RETRY_MAX_SECONDS: '0.3', DRAIN_MAX_ATTEMPTS: '3' };
-  const collector = later(await CollectorProcess.start({ ...env, PUBLISH_URL: queue.publishUrl(proxy.url) }));
+  const collector = later(await CollectorProcess.start({ ...env, ...queue.publishEnv(proxy.url) }));
   const acked: string[] = [];
   const [refused] = await post(collector, 1, acked);
   await proxy.set(sqsReplies.refuse(refused!));
@@ -203,7 +203,7 @@ test('I6, I13: purging a stored crash says it was never announced and needs --un
   const proxy = later(await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port)));
   await proxy.set('refuse');
   const queue = later(await amqpQueue());
-  const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, PUBLISH_URL: queue.publishUrl(proxy.port), SHUTDOWN_DEADLINE_SECONDS: '1' });
+  const collector = await CollectorProcess.start({ ...target.env, SPOOL_DIR: spool, ...queue.publishEnv(proxy.port), SHUTDOWN_DEADLINE_SECONDS: '1' });
   const [crashId] = await post(collector, 1, []);
   await until('it is stored', async () => (await spoolCount(collector, 'stored')) === 1, 30_000);
   collector.kill('SIGTERM');

@@ -22,7 +22,7 @@ test('storage URLs: s3 with and without prefix, file', () => {
   assert.throws(() => parseStorageUrl('file://'));
 });
 
-test('PUBLISH_URL: empty (nothing announced), none (nothing, on purpose), sqs:<queue URL>, amqp://…?queue=<name>; anything else is refused, naming the forms', () => {
+test('PUBLISH_URL: empty (nothing announced), none (nothing, on purpose), sqs:<queue URL>, amqp://…?queue=<name>, pubsub:projects/<p>/topics/<t>; anything else is refused, naming the forms', () => {
   assert.equal(loadConfig({}).publishUrl, undefined);
   assert.equal(parsePublishUrl('  '), undefined);
   assert.deepEqual(parsePublishUrl('sqs:https://sqs.eu-central-1.amazonaws.com/123456789012/socorro-standard'), {
@@ -34,8 +34,13 @@ test('PUBLISH_URL: empty (nothing announced), none (nothing, on purpose), sqs:<q
     url: 'amqp://user:secret@rabbit:5672/socorro',
     queue: 'socorro.normal',
   });
-  for (const bad of ['sqs:', 'sqs:not a url', 'sqs:https://sqs.example.com/only-one-part', 'sqs:ftp://host/1/q', 'amqp://host/vhost', 'pubsub://project/topic', 'https://sqs.example.com/1/q']) {
-    assert.throws(() => parsePublishUrl(bad), /expected sqs:<queue URL>, amqp:\/\/user:password@host:port\/vhost\?queue=<name> or none/, bad);
+  // Antenna's CRASHMOVER_CRASHPUBLISH_PROJECT_ID and _TOPIC_NAME, as one resource name.
+  assert.deepEqual(parsePublishUrl('pubsub:projects/moz-fx-socorro-prod/topics/socorro-standard'), { kind: 'pubsub', topic: 'projects/moz-fx-socorro-prod/topics/socorro-standard' });
+  const bads = ['sqs:', 'sqs:not a url', 'sqs:https://sqs.example.com/only-one-part', 'sqs:ftp://host/1/q', 'amqp://host/vhost', 'pubsub://project/topic', 'https://sqs.example.com/1/q'];
+  // Pub/Sub's own name rules: a topic of 3+ characters starting with a letter, not goog*; a project ID in lower case.
+  bads.push('pubsub:', 'pubsub:my-topic', 'pubsub:projects/p1/topics/t1', 'pubsub:projects/proj1/topics/1topic', 'pubsub:projects/proj1/topics/google-topic', 'pubsub:projects/Proj1/topics/topic1', 'pubsub:projects/proj1/topics/topic1/extra');
+  for (const bad of bads) {
+    assert.throws(() => parsePublishUrl(bad), /expected sqs:<queue URL>, amqp:\/\/user:password@host:port\/vhost\?queue=<name>, pubsub:projects\/<project>\/topics\/<topic> or none/, bad);
   }
   assert.deepEqual(parsePublishUrl('none'), { kind: 'none' }, 'nothing announced, said on purpose');
   assert.throws(() => loadConfig({ PUBLISH_URL: 'kafka://broker' }), /PUBLISH_URL: expected sqs:/);
