@@ -56,6 +56,7 @@ test('bench --smoke runs every phase and reports a number in every row', { timeo
     'drain.raw',
     // With a queue to announce on (npm test starts scripts/local-queues).
     ...(process.env['SQS_QUEUE_URL'] ? ['drain.collector_publishing'] : []),
+    ...(process.env['PUBSUB_EMULATOR_HOST'] ? ['drain.collector_publishing_pubsub'] : []),
     'restart',
   ]) {
     assert.ok(ids.includes(expected), `row ${expected} missing; rows: ${ids.join(', ')}`);

@@ -38,6 +38,19 @@ async function purgeQueue(queueUrl: string): Promise<void> {
   }
 }
 
+/**
+ * A Pub/Sub topic of the bench's own on the emulator (PUBSUB_EMULATOR_HOST), with no subscription:
+ * Pub/Sub confirms each message and keeps none, as the SQS queue is purged. Undefined without one.
+ */
+async function benchTopic(): Promise<{ name: string; host: string; remove(): Promise<void> } | undefined> {
+  const host = process.env['PUBSUB_EMULATOR_HOST'];
+  if (!host) return undefined;
+  const name = `projects/crashspool-test/topics/crashspool-bench-${process.pid}-${Date.now()}`;
+  const response = await fetch(`http://${host}/v1/${name}`, { method: 'PUT' });
+  if (!response.ok) throw new Error(`creating ${name} on the Pub/Sub emulator: ${response.status} ${await response.text()}`);
+  return { name, host, remove: async () => void (await fetch(`http://${host}/v1/${name}`, { method: 'DELETE' }).catch(() => undefined)) };
+}
+
 const execFileAsync = promisify(execFile);
 
 export interface BenchSettings {
@@ -465,10 +478,12 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
 
     // The raw loop runs before and after the collector (on a copy of the spool), and its mean is
     // the baseline: the S3 server's speed drifts between runs (measured: 143/s before, 174/s after).
-    // With a queue to announce on (SQS_QUEUE_URL: scripts/local-queues), each round drains a copy of
-    // the same spool without and with PUBLISH_URL, in alternating order (A B, B A, …): the cost of
-    // publishing to the drain rate is the ratio within a round, its median over the rounds.
+    // With queues to announce on (scripts/local-queues: SQS_QUEUE_URL, PUBSUB_EMULATOR_HOST), each
+    // round drains a copy of the same spool without PUBLISH_URL and with each queue, in an order
+    // that rotates from round to round: the cost of publishing to the drain rate is the ratio
+    // within a round, its median over the rounds.
     const queueUrl = process.env['SQS_QUEUE_URL'];
+    const pubsubTopic = await benchTopic();
     const copyOfSpool = (name: string) => {
       const dir = scratchDir(name);
       for (const file of ['spool.db', 'spool.db-wal', 'spool.db-shm']) if (existsSync(join(drainDir, file))) copyFileSync(join(drainDir, file), join(dir, file));
@@ -486,17 +501,22 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
     };
     const rawBefore = await rawLoop(drainDir, 'raw-before/');
 
+    type DrainMode = 'plain' | 'sqs' | 'pubsub';
+    const QUEUE_NAME: Record<Exclude<DrainMode, 'plain'>, string> = { sqs: 'SQS', pubsub: 'Pub/Sub' };
+    const publishEnv = (mode: DrainMode): Record<string, string> =>
+      mode === 'sqs' ? { PUBLISH_URL: `sqs:${queueUrl}` } : mode === 'pubsub' ? { PUBLISH_URL: `pubsub:${pubsubTopic!.name}`, PUBSUB_EMULATOR_HOST: pubsubTopic!.host } : {};
     /** One drain of a copy of the pre-filled spool, to its last upload (or, publishing, its last confirmed announcement). */
-    const drainOnce = async (publishing: boolean, round: number) => {
-      const dir = copyOfSpool(publishing ? 'drain-publish' : 'drain');
-      const prefix = `${runPrefix}drain-${publishing ? 'publish' : 'plain'}-${round}/`;
-      progress(`drain round ${round + 1} of ${settings.drainRounds}: collector${publishing ? ' with PUBLISH_URL (SQS)' : ''}, DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
+    const drainOnce = async (mode: DrainMode, round: number) => {
+      const publishing = mode !== 'plain';
+      const dir = copyOfSpool(`drain-${mode}`);
+      const prefix = `${runPrefix}drain-${mode}-${round}/`;
+      progress(`drain round ${round + 1} of ${settings.drainRounds}: collector${publishing ? ` with PUBLISH_URL (${QUEUE_NAME[mode]})` : ''}, DRAIN_CONCURRENCY=${settings.drainConcurrency}`);
       const collector = await started(
         CollectorProcess.start({
           SPOOL_DIR: dir,
           SPOOL_DURABILITY: 'full',
           DRAIN_CONCURRENCY: String(settings.drainConcurrency),
-          ...(publishing ? { PUBLISH_URL: `sqs:${queueUrl}` } : {}),
+          ...publishEnv(mode),
           ...s3Env(s3, prefix),
         }),
       );
@@ -513,7 +533,7 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
       const finished = collector.logs.filter((line) => line.msg === done);
       const uploads = collector.logs.filter((line) => line.msg === 'crash uploaded');
       if (finished.length < settings.drainCrashes) throw new Error(`drain${publishing ? ' with publishing' : ''}: only ${finished.length} of ${settings.drainCrashes} before the deadline`);
-      if (publishing) await purgeQueue(queueUrl!);
+      if (mode === 'sqs') await purgeQueue(queueUrl!);
       await deletePrefix(s3, prefix);
       rmSync(dir, { recursive: true, force: true });
       const startedAt = logTime(collector.logs.find((line) => line.msg === 'collector started')!);
@@ -531,14 +551,16 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
         pendingAtEnd: state.pending,
       };
     };
-    const plainRuns: Awaited<ReturnType<typeof drainOnce>>[] = [];
-    const publishRuns: Awaited<ReturnType<typeof drainOnce>>[] = [];
+    const modes: DrainMode[] = ['plain', ...(queueUrl ? (['sqs'] as const) : []), ...(pubsubTopic ? (['pubsub'] as const) : [])];
+    const runsOf: Record<DrainMode, Awaited<ReturnType<typeof drainOnce>>[]> = { plain: [], sqs: [], pubsub: [] };
     for (let round = 0; round < settings.drainRounds; round++) {
-      for (const publishing of round % 2 === 0 ? [false, true] : [true, false]) {
-        if (publishing && !queueUrl) continue;
-        (publishing ? publishRuns : plainRuns).push(await drainOnce(publishing, round));
+      for (let turn = 0; turn < modes.length; turn++) {
+        const mode = modes[(round + turn) % modes.length]!;
+        runsOf[mode].push(await drainOnce(mode, round));
       }
     }
+    await pubsubTopic?.remove();
+    const plainRuns = runsOf.plain;
     const rawAfter = await rawLoop(copyOfSpool('drain-raw'), 'raw-after/');
     const raw = {
       crashes: rawBefore.result.crashes,
@@ -583,13 +605,15 @@ export async function runBench(mode: 'full' | 'smoke', settings: BenchSettings, 
           'the collector; same objects and order, no spool writes (CPU: the bench process)',
       },
     );
-    if (publishRuns.length > 0) {
+    for (const mode of ['sqs', 'pubsub'] as const) {
+      const publishRuns = runsOf[mode];
+      if (publishRuns.length === 0) continue;
       const perRound = publishRuns.map((run, round) => run.rate / plainRuns[round]!.rate);
       const publishing = medianBy(publishRuns, (run) => run.rate);
-      ratios['drain_publishing_vs_not'] = spread(perRound).median;
+      ratios[mode === 'sqs' ? 'drain_publishing_vs_not' : `drain_publishing_${mode}_vs_not`] = spread(perRound).median;
       rows.push({
-        id: 'drain.collector_publishing',
-        label: `drain: collector with PUBLISH_URL (SQS), DRAIN_CONCURRENCY=${settings.drainConcurrency}`,
+        id: mode === 'sqs' ? 'drain.collector_publishing' : `drain.collector_publishing_${mode}`,
+        label: `drain: collector with PUBLISH_URL (${QUEUE_NAME[mode]}), DRAIN_CONCURRENCY=${settings.drainConcurrency}`,
         n: publishing.n,
         seconds: publishing.seconds,
         crashesPerSecond: publishing.rate,

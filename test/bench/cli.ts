@@ -22,7 +22,7 @@ const USAGE = `usage: scripts/bench [--smoke] [--json] [options]
   --ramp S                unmeasured seconds over which the 80%-of-max open loop ramps up (default ${FULL_SETTINGS.openLoopRampSeconds})
   --drain-crashes N       crashes pre-filled for the drain phase (default ${FULL_SETTINGS.drainCrashes})
   --drain-concurrency N   DRAIN_CONCURRENCY and raw loop concurrency (default ${FULL_SETTINGS.drainConcurrency})
-  --drain-rounds N        interleaved rounds of the drain without and with PUBLISH_URL (default ${FULL_SETTINGS.drainRounds})
+  --drain-rounds N        interleaved rounds of the drain without PUBLISH_URL and with each local queue, SQS and Pub/Sub (default ${FULL_SETTINGS.drainRounds})
   --restart-crashes N     crashes spooled for the restart phase (default ${FULL_SETTINGS.restartCrashes})
   --disk-mib N            MiB written for the disk bandwidth (default ${FULL_SETTINGS.diskMiB})
   --peer-rounds N         rounds of crashspool vs Antenna's design, local and +latency (default ${FULL_SETTINGS.peers.rounds})
