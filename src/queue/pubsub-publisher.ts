@@ -4,7 +4,7 @@
  * a publish whole — one message ID per message, in order, or an error for the call — so a crash
  * counts as published only when the answer holds exactly one ID per message sent. A call refused as
  * INVALID_ARGUMENT is tried again crash by crash, so that one message the topic will not take fails
- * alone (scope `crash`) and the others go through.
+ * alone (scope `crash`) and the others go through; when none goes through, the call as a whole failed.
  *
  * REST and not @google-cloud/pubsub: its current major needs Node 22 (ours run 20), and its
  * publisher batches, retries and flow-controls on timers of its own where the announcer already
@@ -77,20 +77,25 @@ export class PubsubPublisher implements CrashPublisher {
   }
 
   async publish(crashIds: readonly string[]): Promise<PublishResult> {
+    let refusal: PubsubAnswerError;
     try {
       return { published: await this.publishAll(crashIds), failed: [], unknown: [] };
     } catch (error) {
-      if (!(error instanceof PubsubAnswerError && error.status === 400 && crashIds.length > 1)) throw this.publishError(error);
+      if (!(isInvalidArgument(error) && crashIds.length > 1)) throw this.publishError(error);
+      refusal = error;
     }
     const result: PublishResult = { published: [], failed: [], unknown: [] };
     for (const crashId of crashIds) {
       try {
         result.published.push(...(await this.publishAll([crashId])));
       } catch (error) {
-        if (!(error instanceof PubsubAnswerError && error.status === 400)) throw this.publishError(error);
+        if (!isInvalidArgument(error)) throw this.publishError(error);
         result.failed.push({ crashId, error: error.message, reason: 'rejected', scope: 'crash' });
       }
     }
+    // Refused one by one, every one: the topic, not a message, is what Pub/Sub refuses, and no
+    // crash may be dead-lettered for it.
+    if (result.published.length === 0) throw this.publishError(refusal);
     return result;
   }
 
@@ -174,6 +179,11 @@ export class PubsubPublisher implements CrashPublisher {
       auth.getRequestHeaders().then(resolve, reject);
     });
   }
+}
+
+/** Pub/Sub's answer for a message it will not take (400 INVALID_ARGUMENT), not FAILED_PRECONDITION or other 400s of the topic. */
+function isInvalidArgument(error: unknown): error is PubsubAnswerError {
+  return error instanceof PubsubAnswerError && error.status === 400 && error.grpcStatus === 'INVALID_ARGUMENT';
 }
 
 function parsedError(text: string): { status?: string; message?: string } {

@@ -97,7 +97,7 @@ async function amqp(): Promise<Backend> {
   };
 }
 
-async function pubsub(): Promise<Backend> {
+async function pubsub(): Promise<Backend & { refuse(which: (crashId: string) => boolean): Promise<void> }> {
   const queue = await pubsubQueue();
   const proxy = await FaultProxy.start(`http://${process.env['PUBSUB_EMULATOR_HOST']}`);
   const topic = queue.publishUrl().slice('pubsub:'.length);
@@ -107,6 +107,7 @@ async function pubsub(): Promise<Backend> {
     publisher: () => publisherFor(topic),
     missing: () => publisherFor(topic.replace(/[^/]+$/, 'crashspool-no-such-topic')),
     refuseLastOfThree: (ids) => proxy.set(pubsubReplies.refuse(ids[2]!)),
+    refuse: (which) => proxy.set(pubsubReplies.refuse(which)),
     refusalScope: 'crash',
     ...faultsOf(proxy, queue),
   };
@@ -217,3 +218,17 @@ for (const { name, make, skip } of backends) {
     });
   });
 }
+
+test('Pub/Sub: a topic that refuses every crash of a batch (400 INVALID_ARGUMENT each time) fails the call as a whole: no crash is blamed, so none is dead-lettered', { skip: pubsubSkipReason() }, async () => {
+  const backend = await pubsub();
+  const publisher = backend.publisher();
+  try {
+    const ids = crashIds(3);
+    await backend.refuse((crashId) => ids.includes(crashId));
+    await rejectsAs(publisher.publish(ids), 'error');
+    assert.deepEqual(await crashesIn(backend.queue), []);
+  } finally {
+    await publisher.close();
+    await backend.close();
+  }
+});
