@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { amqpQueue, sqsQueue } from '../helpers/queues.js';
+import { amqpQueue, pubsubQueue, sqsQueue } from '../helpers/queues.js';
 import { runChaos, type ChaosResult } from './harness.js';
 
 function positiveInteger(name: string, text: string | undefined, fallback: number): number {
@@ -33,7 +33,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'usage: node --import tsx test/chaos/cli.ts [--kills N (200)] [--clients N (4)] [--seed N] [--publish sqs|amqp] [--json FILE]\n' +
+    'usage: node --import tsx test/chaos/cli.ts [--kills N (200)] [--clients N (4)] [--seed N] [--publish sqs|amqp|pubsub] [--json FILE]\n' +
       '  --publish Q  announce every crash on a queue of scripts/local-queues (PUBLISH_URL) and check each acknowledged one was\n' +
       '  --json FILE  write the full details (every kill, every lost crash) as JSON\n',
   );
@@ -43,11 +43,12 @@ if (values.help) {
 const kills = positiveInteger('kills', values.kills, 200);
 const clients = positiveInteger('clients', values.clients, 4);
 const seed = values.seed === undefined ? undefined : positiveInteger('seed', values.seed, 0);
-if (values.publish !== undefined && values.publish !== 'sqs' && values.publish !== 'amqp') {
-  process.stderr.write(`chaos: --publish takes sqs or amqp, got '${values.publish}'\n`);
+if (values.publish !== undefined && !['sqs', 'amqp', 'pubsub'].includes(values.publish)) {
+  process.stderr.write(`chaos: --publish takes sqs, amqp or pubsub, got '${values.publish}'\n`);
   process.exit(2);
 }
-const queue = values.publish === undefined ? undefined : values.publish === 'sqs' ? await sqsQueue() : await amqpQueue();
+const queue =
+  values.publish === undefined ? undefined : values.publish === 'sqs' ? await sqsQueue() : values.publish === 'amqp' ? await amqpQueue() : await pubsubQueue();
 const started = Date.now();
 const result: ChaosResult = await runChaos({
   kills,
