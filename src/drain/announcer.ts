@@ -33,6 +33,12 @@ import { RetrySchedule } from './retry-schedule.js';
 import { LoopedStage } from './work-loop.js';
 
 const IDLE_RECHECK_MS = 30_000;
+/**
+ * How long a batch that is not full may wait for more crashes while the queue is idle: crashes
+ * become stored one at a time, and a call per crash cost the queue server (and the cores it shares)
+ * more than the drain could spare. Nothing waits longer for it than this.
+ */
+export const BATCH_LINGER_MS = 100;
 
 export interface AnnouncerDeps {
   spool: SpoolReader;
@@ -59,6 +65,8 @@ export class Announcer extends LoopedStage {
   private batches = 0;
   /** Crashes that became stored since the spool was last read (crashStored). */
   private storedSinceLook = 0;
+  /** A batch that is not full waits for more (BATCH_LINGER_MS); the loop is scheduled to look again. */
+  private lingering = false;
   /** Crashes the queue did not take by its own trouble while others went through, waiting out their backoff. */
   private readonly retries: RetrySchedule;
   /** Crashes announced and removed since start. */
@@ -85,13 +93,14 @@ export class Announcer extends LoopedStage {
    */
   crashStored(): void {
     this.storedSinceLook += 1;
-    if (this.batches > 0 && this.storedSinceLook < this.publisher.batchSize) return;
+    if ((this.batches > 0 || this.lingering) && this.storedSinceLook < this.publisher.batchSize) return;
     this.wake();
   }
 
   protected lookForWork(): void {
     const now = Date.now();
     this.storedSinceLook = 0;
+    this.lingering = false;
     // While the queue fails as a whole, one batch probes it.
     const concurrency = this.loop.paused ? 1 : this.options.concurrency;
     while (this.batches < concurrency) {
@@ -99,8 +108,15 @@ export class Announcer extends LoopedStage {
       if (batch.length === 0) break;
       // A batch that is not full waits for the one in flight: crashes become stored one at a
       // time, and starting each alone made one queue call and one spool commit per crash.
-      // Meanwhile the batch fills up; when the queue is idle, a lone crash goes at once.
+      // Meanwhile the batch fills up; when the queue is idle, one that is not full goes once its
+      // oldest crash has waited BATCH_LINGER_MS (and a crash that waited out a retry, at once).
       if (batch.length < this.publisher.batchSize && this.batches > 0) break;
+      const oldest = Math.min(...batch.map((crash) => crash.storedAt));
+      if (batch.length < this.publisher.batchSize && now - oldest < BATCH_LINGER_MS) {
+        this.lingering = true;
+        this.loop.schedule(oldest + BATCH_LINGER_MS);
+        return;
+      }
       this.batches += 1;
       for (const crash of batch) this.inflight.add(crash.seq);
       this.publishBatch(batch).catch((error: unknown) => {

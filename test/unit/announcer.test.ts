@@ -165,3 +165,14 @@ async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_00
     await sleep(10);
   }
 }
+
+test('crashes that become stored one after another while the queue is idle wait for each other (BATCH_LINGER_MS) and go in one call, not a call each', async () => {
+  const queue = new ScriptedQueue(takeAll);
+  await withAnnouncer(crashIds(9), queue, async (rig) => {
+    assert.ok(await rig.announcer.untilEmpty(Date.now() + 10_000));
+    assert.deepEqual(new Set(queue.taken), new Set(rig.ids));
+    // Stored within a few ms of each other (memory storage), they fit one batch of 10; without the
+    // wait the first went alone as soon as it was stored.
+    assert.ok(queue.calls <= 2, `${queue.calls} calls for 9 crashes`);
+  });
+});
