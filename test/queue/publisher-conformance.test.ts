@@ -132,7 +132,7 @@ const backends = [
 ];
 
 for (const { name, make, skip } of backends) {
-  describe(`publisher conformance: ${name}`, { skip }, () => {
+  describe(`I13: publisher conformance: ${name}`, { skip }, () => {
     let backend: Backend;
     const publishers: CrashPublisher[] = [];
     const fresh = async () => {
@@ -219,7 +219,7 @@ for (const { name, make, skip } of backends) {
   });
 }
 
-test('Pub/Sub: a topic that refuses every crash of a batch (400 INVALID_ARGUMENT each time) fails the call as a whole: no crash is blamed, so none is dead-lettered', { skip: pubsubSkipReason() }, async () => {
+test('I13: Pub/Sub: a topic that refuses every crash of a batch (400 INVALID_ARGUMENT each time) fails the call as a whole: no crash is blamed, so none is dead-lettered', { skip: pubsubSkipReason() }, async () => {
   const backend = await pubsub();
   const publisher = backend.publisher();
   try {
