@@ -122,17 +122,21 @@ test('Prometheus alert rules: promtool check rules and promtool test rules pass'
   assert.match(unit.stdout, /SUCCESS/);
 });
 
-test('Prometheus alert rules name only metrics a running collector exports', async () => {
-  const rules = readFileSync(join(DEPLOY, 'prometheus-rules.yml'), 'utf8');
-  const named = new Set(rules.match(/\bcrashspool_[a-z_]+/g));
+/** The metric names a freshly started collector exports on /metrics. */
+async function exportedMetrics(): Promise<Set<string>> {
   const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}` });
-  let exported: Set<string>;
   try {
     const text = await (await fetch(`${collector.url}/metrics`)).text();
-    exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
+    return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
   } finally {
     await collector.stop();
   }
+}
+
+test('Prometheus alert rules name only metrics a running collector exports', async () => {
+  const rules = readFileSync(join(DEPLOY, 'prometheus-rules.yml'), 'utf8');
+  const named = new Set(rules.match(/\bcrashspool_[a-z_]+/g));
+  const exported = await exportedMetrics();
   assert.ok(named.size >= 6, [...named].join(', '));
   assert.deepEqual([...named].filter((name) => !exported.has(name)), [], 'metrics in the rules that the collector does not export');
 });
@@ -239,14 +243,7 @@ test('Grafana dashboard: every query parses (promtool check rules, as recording 
 });
 
 test('Grafana dashboard: every metric a panel reads is exported by a running collector; each panel names existing alerts and runbook rows', async () => {
-  const collector = await CollectorProcess.start({ SPOOL_DIR: tempDir('spool'), STORAGE_URL: `file://${tempDir('files')}` });
-  let exported: Set<string>;
-  try {
-    const text = await (await fetch(`${collector.url}/metrics`)).text();
-    exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!));
-  } finally {
-    await collector.stop();
-  }
+  const exported = await exportedMetrics();
   const read = new Set(queries().flatMap(({ expr }) => [...expr.matchAll(/\b((?:crashspool|process|nodejs)_[a-z_]+)/g)].map((match) => match[1]!.replace(/_(bucket|sum|count)$/, ''))));
   assert.deepEqual([...read].filter((name) => !exported.has(name)), [], 'metrics the dashboard reads that the collector does not export');
   assert.ok([...read].filter((name) => name.startsWith('crashspool_')).length >= 18, 'the dashboard covers the collector\'s metrics');
