@@ -42,7 +42,7 @@ export interface FuzzResult {
   phases: Record<string, number>;
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   body: string;
   retryAfter?: string;
@@ -60,7 +60,8 @@ export function fuzzCase(seed: number, index: number, dumps: Buffer[]): FuzzCase
   return generateCase(caseRandom(seed, index), dumps);
 }
 
-function post(port: number, testCase: FuzzCase): Promise<Reply> {
+/** Sends one case over a fresh connection: in one write with Content-Length, or chunked in its pieces. */
+export function postCase(port: number, testCase: FuzzCase): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...testCase.headers, Connection: 'close' };
     if (!testCase.chunks) headers['Content-Length'] = String(testCase.body.length);
@@ -88,7 +89,8 @@ function post(port: number, testCase: FuzzCase): Promise<Reply> {
   });
 }
 
-function answerProblem(reply: Reply): string | undefined {
+/** Why an answer to a hostile request is not one the collector may give, or undefined. */
+export function answerProblem(reply: Reply): string | undefined {
   if (reply.status === 200) return CRASH_ID.test(reply.body) ? undefined : `200 without a crash ID: ${JSON.stringify(reply.body)}`;
   if (reply.status === 400 || reply.status === 413) return DISCARDED.test(reply.body) ? undefined : `${reply.status} body ${JSON.stringify(reply.body)}`;
   if (reply.status === 503) return reply.retryAfter ? undefined : '503 without Retry-After';
@@ -111,7 +113,11 @@ function badString(value: unknown, path: string): string | undefined {
   return undefined;
 }
 
-async function storedProblem(reader: ObjectReader, crashId: string): Promise<string | undefined> {
+/**
+ * Why a crash stored from a hostile report is not whole, or undefined: its raw crash is JSON with
+ * well-formed strings, and every dump it names matches the checksum taken at receipt.
+ */
+export async function checksumProblem(reader: ObjectReader, crashId: string): Promise<string | undefined> {
   const raw = await reader.get(rawCrashKey(crashId));
   if (!raw) return 'no raw crash';
   let rawCrash: { uuid?: string; metadata?: { dump_checksums?: Record<string, string> } };
@@ -221,7 +227,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       const label = `case ${index} (replay: --seed ${options.seed} --only ${index}) [${testCase.steps.join(' | ')}]`;
       let reply: Reply;
       try {
-        reply = await post(collector.port, testCase);
+        reply = await postCase(collector.port, testCase);
       } catch (error) {
         result.failures.push(`${label}: no answer: ${(error as Error).message}`);
         continue;
@@ -266,7 +272,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     const toCheck = [...acknowledged];
     const checker = async () => {
       for (let crashId = toCheck.pop(); crashId !== undefined; crashId = toCheck.pop()) {
-        const problem = await storedProblem(storage.reader, crashId);
+        const problem = await checksumProblem(storage.reader, crashId);
         if (problem) result.failures.push(`acknowledged ${crashId}: ${problem}`);
       }
     };

@@ -68,13 +68,7 @@ export class CollectorProcess {
    * `prefix` is a command that runs it (e.g. in a memory cgroup: MemoryCgroup.prefix()).
    */
   static async start(env: Record<string, string>, port?: number, prefix: string[] = []): Promise<CollectorProcess> {
-    const listenPort = port ?? (await freePort());
-    const [command, ...args] = [...prefix, process.execPath, MAIN];
-    const child = spawn(command!, args, {
-      env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(listenPort), LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const collector = new CollectorProcess(child, listenPort);
+    const collector = CollectorProcess.spawn(env, port ?? (await freePort()), prefix);
     const started = collector.waitForLog((line) => line.msg === 'collector started', 30_000);
     const outcome = await Promise.race([started.then(() => 'started'), collector.exited.then(() => 'exited')]).catch(async (error: unknown) => {
       await collector.stop();
@@ -84,6 +78,16 @@ export class CollectorProcess {
       throw new Error(`collector exited at start: ${collector.stderr || JSON.stringify(collector.logs)}`);
     }
     return collector;
+  }
+
+  /** Starts a collector without waiting for it to listen (to kill it during its start-up). */
+  static spawn(env: Record<string, string>, port: number, prefix: string[] = []): CollectorProcess {
+    const [command, ...args] = [...prefix, process.execPath, MAIN];
+    const child = spawn(command!, args, {
+      env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new CollectorProcess(child, port);
   }
 
   get url(): string {
@@ -102,6 +106,24 @@ export class CollectorProcess {
           resolve(line);
         },
       });
+    });
+  }
+
+  /** The next log line (from now on, not one seen already) that `predicate` accepts, or undefined after `timeoutMs`. */
+  nextLog(predicate: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((waiter) => waiter !== entry);
+        resolve(undefined);
+      }, timeoutMs);
+      const entry = {
+        predicate,
+        resolve: (line: LogLine) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      this.waiters.push(entry);
     });
   }
 

@@ -9,6 +9,8 @@
  * - `flaky`: answers a share of requests itself with S3's `500 InternalError` or `503 SlowDown`
  *   XML bodies after up to `maxDelayMs`; the rest is forwarded;
  * - `latency`: forwards after `ms`.
+ * - `stored-then-fail`: forwards; a share of the requests storage carried out (a 2xx answer) are
+ *   answered `500 InternalError` instead: the object is stored, the client is told it is not.
  * - `rewrite`: forwards the request (its body changed by `request`, when given) and answers with
  *   what `answer` makes of the real answer: for servers that answer nonsense (a queue's reply that
  *   names entries never sent, or none at all). Either may throw to send the request on unchanged.
@@ -26,6 +28,7 @@ export type FaultMode =
   | { kind: 'cut'; afterBytes: number }
   | { kind: 'flaky'; failRatio: number; maxDelayMs?: number }
   | { kind: 'latency'; ms: number }
+  | { kind: 'stored-then-fail'; failRatio: number }
   | { kind: 'rewrite'; request?: (body: Buffer) => Buffer; answer?: (answer: RawAnswer, sentBody: Buffer) => RawAnswer };
 
 /** A whole answer as the proxy rewrites it. */
@@ -107,8 +110,12 @@ export class FaultProxy {
     this.counts[what] = (this.counts[what] ?? 0) + 1;
   }
 
+  /** Told of every request as it arrives (e.g. to act at the moment an upload starts). */
+  onRequest: ((method: string, path: string) => void) | undefined;
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests.push({ method: req.method ?? '', path: req.url ?? '' });
+    this.onRequest?.(req.method ?? '', req.url ?? '');
     const mode = this.mode;
     switch (mode.kind) {
       case 'blackhole':
@@ -122,13 +129,7 @@ export class FaultProxy {
           this.count('failed');
           const error = S3_ERRORS[Math.floor(this.random() * S3_ERRORS.length)]!;
           req.resume();
-          req.on('end', () =>
-            setTimeout(() => {
-              const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${error.code}</Code><Message>${error.message}</Message><RequestId>fault-proxy</RequestId></Error>`;
-              res.writeHead(error.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
-              res.end(body);
-            }, delay),
-          );
+          req.on('end', () => setTimeout(() => this.answerS3Error(res, error), delay));
           return;
         }
         this.forward(req, res);
@@ -145,11 +146,23 @@ export class FaultProxy {
     }
   }
 
+  private answerS3Error(res: ServerResponse, error: (typeof S3_ERRORS)[number]): void {
+    const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${error.code}</Code><Message>${error.message}</Message><RequestId>fault-proxy</RequestId></Error>`;
+    res.writeHead(error.status, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
   private forward(req: IncomingMessage, res: ServerResponse): void {
     const mode = this.mode;
     const upstream = request(
       { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        if (mode.kind === 'stored-then-fail' && (answer.statusCode ?? 500) < 300 && this.random() < mode.failRatio) {
+          this.count('stored then failed');
+          answer.resume();
+          answer.on('end', () => this.answerS3Error(res, S3_ERRORS[1]!));
+          return;
+        }
         if (mode.kind !== 'stall' && mode.kind !== 'cut') {
           this.count('forwarded');
           res.writeHead(answer.statusCode ?? 502, answer.headers);

@@ -19,7 +19,7 @@ export interface S3TestTarget {
   reader: ObjectReader;
   client: S3Client;
   bucket: string;
-  /** Key prefix of this target in the bucket, ending in '/'. */
+  /** Key prefix of this target in the bucket, ending in '/' (or `""`: the whole bucket). */
   prefix: string;
 }
 
@@ -39,10 +39,13 @@ export function s3Settings() {
   };
 }
 
-/** A fresh key prefix in the test bucket, with the collector env to drain there and a reader. */
-export function s3Target(name: string): S3TestTarget {
-  const settings = s3Settings();
-  const prefix = `${name}-${randomBytes(4).toString('hex')}/`;
+/**
+ * A fresh key prefix in the test bucket, with the collector env to drain there and a reader;
+ * `where` names another bucket and prefix (`""`: the whole bucket).
+ */
+export function s3Target(name: string, where: { bucket?: string; prefix?: string } = {}): S3TestTarget {
+  const settings = { ...s3Settings(), ...(where.bucket ? { bucket: where.bucket } : {}) };
+  const prefix = where.prefix ?? `${name}-${randomBytes(4).toString('hex')}/`;
   const client = new S3Client({
     endpoint: settings.endpoint,
     forcePathStyle: true,

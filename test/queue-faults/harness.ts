@@ -11,8 +11,6 @@
  * by a collector that never exited on its own.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isCrashId } from '../../src/crash-id.js';
-import { rawCrashKey } from '../../src/storage/storage-keys.js';
 import { CollectorProcess, tempDir } from '../helpers/collector-process.js';
 import { FaultProxy, type FaultMode } from '../helpers/fault-proxy.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
@@ -22,19 +20,20 @@ import { metric, scrape } from '../helpers/metrics-text.js';
 import { makeReport } from '../helpers/multipart.js';
 import { amqpQueue, pubsubQueue, queueSettings, sqsQueue, type AmqpTestQueue, type TestQueue } from '../helpers/queues.js';
 import { pubsubReplies } from '../helpers/pubsub-replies.js';
+import { QueueConsumer } from '../helpers/queue-consumer.js';
 import { sqsReplies } from '../helpers/sqs-replies.js';
-import { deletePrefix, s3Target, type S3TestTarget } from '../helpers/stored-crashes.js';
+import { deletePrefix, s3Target } from '../helpers/stored-crashes.js';
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 
 export type QueueKind = 'sqs' | 'amqp' | 'pubsub';
 
 /** What a scenario can reach: the queue, and the proxy in front of it. */
-interface Rig {
+export interface Rig {
   queue: TestQueue;
   http?: FaultProxy;
   tcp?: TcpFaultProxy;
-  /** The consumer stops reading (the processors are down) until `resume`. */
-  consumer: { pause(): void; resume(): void };
+  /** The consumer stops reading (the processors are down) until `resume`; `readAll` reads what is there now. */
+  consumer: { pause(): void; resume(): void; readAll(): Promise<void> };
 }
 
 export interface QueueScenario {
@@ -154,8 +153,14 @@ export function scenarios(kinds: readonly QueueKind[]): QueueScenario[] {
       kind: 'amqp',
       name: 'queue deleted (unroutable)',
       outage: true,
-      async inject({ queue }) {
+      async inject({ queue, tcp, consumer }) {
+        // Held at the proxy, no publish reaches the queue while the consumer takes what it holds:
+        // the deletion destroys no announcement (a broker's loss is not the collector's).
+        await tcp!.set('freeze');
+        await sleep(100); // what passed just before is routed
+        await consumer.readAll();
         await (queue as AmqpTestQueue).deleteQueue();
+        await tcp!.set('pass');
         return () => (queue as AmqpTestQueue).declareQueue();
       },
     },
@@ -173,53 +178,6 @@ export function scenarios(kinds: readonly QueueKind[]): QueueScenario[] {
   return all.filter((scenario) => kinds.includes(scenario.kind));
 }
 
-/** Reads the queue all along, as Socorro's processor does, checking each message as it is read. */
-class Consumer {
-  readonly seen = new Map<string, number>();
-  readonly problems: string[] = [];
-  private paused = false;
-  private stopped = false;
-  private readonly loop: Promise<void>;
-
-  constructor(
-    private readonly queue: TestQueue,
-    private readonly target: S3TestTarget,
-  ) {
-    this.loop = this.run();
-  }
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    this.paused = false;
-  }
-
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      if (!this.paused) {
-        try {
-          for (const body of await this.queue.receive()) {
-            if (body.startsWith('filler ')) continue;
-            if (!isCrashId(body)) this.problems.push(`a message is not a crash ID: ${JSON.stringify(body.slice(0, 80))}`);
-            else if (!(await this.target.reader.get(rawCrashKey(body)))) this.problems.push(`${body} announced before its raw crash was in storage`);
-            this.seen.set(body, (this.seen.get(body) ?? 0) + 1);
-          }
-        } catch {
-          // The queue is deleted or being declared again: read again in a moment.
-        }
-      }
-      await sleep(100);
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-}
-
 export async function runQueueFaults(options: QueueFaultOptions): Promise<QueueFaultResult> {
   const progress = options.onProgress ?? (() => undefined);
   const result: QueueFaultResult = { scenarios: [], shutdown: [], acknowledged: 0, announced: 0, repeats: 0, publishFailures: {}, problems: [] };
@@ -235,7 +193,7 @@ async function runKind(kind: QueueKind, options: QueueFaultOptions, result: Queu
   const http =
     kind === 'sqs' ? await FaultProxy.start(queueSettings().sqsEndpoint) : kind === 'pubsub' ? await FaultProxy.start(`http://${process.env['PUBSUB_EMULATOR_HOST']}`) : undefined;
   const tcp = kind === 'amqp' ? await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port)) : undefined;
-  const consumer = new Consumer(queue, target);
+  const consumer = new QueueConsumer(queue, target.reader);
   const rig: Rig = { queue, consumer, ...(http ? { http } : {}), ...(tcp ? { tcp } : {}) };
   const env = { ...target.env, ...COLLECTOR_ENV, SPOOL_DIR: spool, ...(http ? queue.publishEnv(http.url) : queue.publishEnv(tcp!.port)) };
   const acked: string[] = [];
