@@ -1,0 +1,379 @@
+/**
+ * The campaign: every fault the project knows, at once, on one spool (docs/RELIABILITY.md).
+ *
+ * A sequence of collector lives (`node dist/main.js`, a real child process on one port and one
+ * spool) runs for `minutes`. Each life follows its plan from the seeded schedule (schedule.ts): a
+ * storage fault switched on or healed through the fault proxy in front of Ceph RGW, a queue fault
+ * on the queue kind whose turn it is, operator commands on the live spool, and an ending — SIGKILL,
+ * SIGTERM or (with `powerCuts`) a power cut through the power-loss layer — at a chosen moment:
+ * during start-up, right after a commit, as an upload or a publish reaches its proxy, as a WAL
+ * checkpoint writes the spool file, or at any instant. Clients of every style and a hostile one
+ * post all along (traffic.ts). Between lives a stopped node's spool is sometimes drained by
+ * `spool-inspect drain`.
+ *
+ * At the end every fault is healed, a last collector drains the spool to empty, and checks.ts
+ * checks every acknowledged crash in storage and on the queues; report.ts writes what happened.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { CollectorProcess, freePort, tempDir } from '../helpers/collector-process.js';
+import { loadFixtureDumps } from '../helpers/fixtures.js';
+import { inspectWith } from '../helpers/spool-inspect-cli.js';
+import { deletePrefix, s3Settings, s3Target } from '../helpers/stored-crashes.js';
+import { PowerLossLayer } from '../power-loss/layer.js';
+import { checkCampaign, type CampaignChecks } from './checks.js';
+import { QueueRig, StorageFaults, STORAGE_FAULTS, type FaultSwitch } from './faults.js';
+import { Operator } from './operator.js';
+import { schedule, type Ending, type LifePlan, type Moment, type QueueKind } from './schedule.js';
+import { Traffic } from './traffic.js';
+import { writeReport, type CampaignReport } from './report.js';
+
+export interface CampaignOptions {
+  minutes: number;
+  seed: number;
+  /** Where acked.jsonl, report.json, schedule.jsonl, timeline.svg and report.md go. */
+  out: string;
+  /** Another bucket (whole, prefix ""); default: a fresh prefix in the test bucket. */
+  bucket?: string;
+  powerCuts?: boolean;
+  queues?: QueueKind[];
+  /** Posting clients besides the hostile one. Default 3. */
+  clients?: number;
+  /** Keep the crashes in storage after a clean run (a memstore RGW holds them in RAM). Default false. */
+  keepObjects?: boolean;
+  progress?: (line: string) => void;
+}
+
+export interface LifeRecord {
+  index: number;
+  queue: QueueKind;
+  startedAt: number;
+  readyAt: number | null;
+  ending: Ending;
+  moment: Moment;
+  /** The moment's trigger came (false: it timed out and the ending came anyway). */
+  triggered: boolean;
+  endedAt: number;
+  exit: { code: number | null; signal: string | null };
+  /** How the life ended when not by the campaign's hand, or how its ending went wrong. */
+  unexpected?: string;
+}
+
+export interface Sample {
+  at: number;
+  pending: number;
+  stored: number;
+  dead: number;
+}
+
+export interface CampaignRun {
+  options: CampaignOptions;
+  startedAt: number;
+  endedAt: number;
+  prefix: string;
+  bucket: string;
+  plans: LifePlan[];
+  lives: LifeRecord[];
+  samples: Sample[];
+  switches: FaultSwitch[];
+  storageFaults: Record<string, number>;
+  queueFaults: Record<string, number>;
+  traffic: Traffic;
+  operator: Operator;
+  commit: string;
+  checks: CampaignChecks;
+}
+
+const TRIGGER_TIMEOUT_MS = 4000;
+const SHUTDOWN_DEADLINE_SECONDS = 2;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const COLLECTOR_ENV = {
+  DRAIN_RETRY_BASE_SECONDS: '0.1',
+  DRAIN_RETRY_MAX_SECONDS: '1',
+  STORAGE_CONNECT_TIMEOUT_SECONDS: '1',
+  STORAGE_IDLE_TIMEOUT_SECONDS: '2',
+  STORAGE_REQUEST_TIMEOUT_SECONDS: '5',
+  PUBLISH_CONNECT_TIMEOUT_SECONDS: '1',
+  PUBLISH_TIMEOUT_SECONDS: '2',
+  SHUTDOWN_DEADLINE_SECONDS: String(SHUTDOWN_DEADLINE_SECONDS),
+  // Checkpoints every 2 MB of crashes instead of 64 MB, so that kills land in them.
+  SPOOL_CHECKPOINT_BYTES: '2m',
+};
+
+/** Counts by state, read from the spool file as any reader may while the collector runs. */
+function spoolCounts(spoolDir: string): Omit<Sample, 'at'> | undefined {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(join(spoolDir, 'spool.db'), { readonly: true, fileMustExist: true, timeout: 200 });
+    const rows = db.prepare('SELECT state, COUNT(*) AS n FROM crashes GROUP BY state').all() as { state: string; n: number }[];
+    const count = (state: string) => rows.find((row) => row.state === state)?.n ?? 0;
+    return { pending: count('pending'), stored: count('stored'), dead: count('dead') };
+  } catch {
+    return undefined; // not created yet, being recovered, or the power is off
+  } finally {
+    db?.close();
+  }
+}
+
+function commitOf(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function runCampaign(options: CampaignOptions): Promise<{ run: CampaignRun; report: CampaignReport }> {
+  const progress = options.progress ?? (() => undefined);
+  const startedAt = Date.now();
+  const endAt = startedAt + options.minutes * 60_000;
+  const queues = options.queues ?? ['sqs', 'amqp', 'pubsub'];
+  mkdirSync(options.out, { recursive: true });
+
+  const target = options.bucket ? s3Target('campaign', { bucket: options.bucket, prefix: '' }) : s3Target('campaign');
+  const storage = await StorageFaults.start(s3Settings().endpoint);
+  const switches = storage.switches;
+  const queueFaults: Record<string, number> = {};
+  const rigs = new Map<QueueKind, QueueRig>();
+  for (const kind of queues) rigs.set(kind, await QueueRig.start(kind, target.reader, switches, queueFaults));
+
+  let layer = options.powerCuts ? await PowerLossLayer.mount({ backing: tempDir('campaign-backing'), seed: options.seed }) : undefined;
+  const spoolDir = layer ? layer.mountpoint : tempDir('campaign-spool');
+  const tokensFile = join(tempDir('campaign-tokens'), 'tokens.json');
+  const token = `campaign-client-${options.seed.toString(16)}-token`;
+  const stageToken = `campaign-stage-${options.seed.toString(16)}-token`;
+  writeFileSync(tokensFile, JSON.stringify({ tokens: [{ token, name: 'campaign-clients' }, { token: stageToken, name: 'campaign-stage', may_set_crash_id: true }] }));
+  const port = await freePort();
+  let kind = queues[0]!;
+  const env = () => ({
+    SPOOL_DIR: spoolDir,
+    ...target.env,
+    S3_ENDPOINT: storage.proxy.url,
+    UPLOAD_TOKENS: tokensFile,
+    ...COLLECTOR_ENV,
+    ...(layer ? { SPOOL_DURABILITY: 'full' } : {}),
+    ...rigs.get(kind)!.publishEnv(),
+  });
+
+  const dumps = [...loadFixtureDumps().values()];
+  let life = 0;
+  /** From the moment a kill is decided until the next collector listens: requests may be cut or refused. */
+  let down = true;
+  const traffic = new Traffic({
+    port,
+    seed: options.seed,
+    clients: options.clients ?? 3,
+    token,
+    stageToken,
+    dumps: layer ? dumps.filter((dump) => dump.length < 120_000) : dumps,
+    smallDumps: dumps.filter((dump) => dump.length < 60_000),
+    life: () => life,
+    down: () => down,
+  });
+  const operator = new Operator(options.seed, env, traffic.acked);
+  /** Per crash ID, what the collectors logged of it ("life N: msg"): the evidence for a lost or unannounced crash. */
+  const evidence = new Map<string, string[]>();
+  const plans: LifePlan[] = [];
+  const lives: LifeRecord[] = [];
+  const samples: Sample[] = [];
+  const sampler = setInterval(() => {
+    const counts = spoolCounts(spoolDir);
+    if (counts) samples.push({ at: Date.now(), ...counts });
+  }, 1000);
+
+  const trigger = async (moment: Moment, collector: CollectorProcess): Promise<boolean> => {
+    let watcher: FSWatcher | undefined;
+    const rig = rigs.get(kind)!;
+    try {
+      const fired = new Promise<boolean>((resolve) => {
+        switch (moment) {
+          case 'any time':
+          case 'start-up':
+            return resolve(true);
+          case 'ack':
+            return void collector.nextLog((line) => line.msg === 'crash accepted', TRIGGER_TIMEOUT_MS).then((line) => resolve(line !== undefined));
+          case 'upload':
+            storage.proxy.onRequest = (method) => method === 'PUT' && resolve(true);
+            return;
+          case 'publish':
+            if (rig.rig.http) rig.rig.http.onRequest = (method) => method === 'POST' && resolve(true);
+            else void collector.nextLog((line) => line.msg === 'crash published', TRIGGER_TIMEOUT_MS).then((line) => resolve(line !== undefined));
+            return;
+          case 'checkpoint':
+            watcher = watch(spoolDir, (_event, file) => file === 'spool.db' && resolve(true));
+            watcher.on('error', () => undefined);
+            return;
+        }
+      });
+      return await Promise.race([fired, sleep(TRIGGER_TIMEOUT_MS).then(() => false)]);
+    } finally {
+      storage.proxy.onRequest = undefined;
+      if (rig.rig.http) rig.rig.http.onRequest = undefined;
+      watcher?.close();
+    }
+  };
+
+  const endLife = async (plan: LifePlan, collector: CollectorProcess, record: LifeRecord): Promise<void> => {
+    const alive = collector.child.exitCode === null && collector.child.signalCode === null;
+    life += 1; // before the signal: requests cut from now on are the kill's
+    down = true;
+    if (!alive) {
+      const exit = await collector.exited;
+      record.exit = exit;
+      record.unexpected = `ended by itself before its ${plan.ending}: ${collector.stderr.slice(-600)}`;
+      return;
+    }
+    if (plan.ending === 'SIGTERM') {
+      collector.kill('SIGTERM');
+      const exit = await Promise.race([collector.exited, sleep((SHUTDOWN_DEADLINE_SECONDS + 10) * 1000).then(() => undefined)]);
+      if (!exit) {
+        record.unexpected = `still running ${SHUTDOWN_DEADLINE_SECONDS + 10} s after SIGTERM (deadline ${SHUTDOWN_DEADLINE_SECONDS} s)`;
+        await collector.stop();
+      } else if (exit.code !== 0 && !(exit.signal === 'SIGTERM' && record.readyAt === null)) {
+        // Before it is ready (signal handlers not yet installed) SIGTERM ends it as it does any process.
+        record.unexpected = `exit ${exit.code ?? exit.signal} after SIGTERM: ${collector.stderr.slice(-600)}`;
+      }
+    } else {
+      if (plan.ending === 'power cut') await layer!.cut(plan.index % 2 === 0 ? 'drop' : 'torn');
+      collector.kill('SIGKILL');
+      const exit = await collector.exited;
+      if (exit.signal !== 'SIGKILL') record.unexpected = `exit ${exit.code ?? exit.signal} before the SIGKILL: ${collector.stderr.slice(-600)}`;
+    }
+    record.exit = await collector.exited;
+  };
+
+  const lifePlans = schedule(options.seed, {
+    queues,
+    storageFaults: Object.keys(STORAGE_FAULTS),
+    queueFaults: Object.fromEntries(queues.map((queue) => [queue, [...rigs.get(queue)!.faults.keys()]])) as Record<QueueKind, string[]>,
+    powerCuts: layer !== undefined,
+  });
+  traffic.start();
+  try {
+    while (Date.now() < endAt) {
+      const plan = lifePlans.next().value as LifePlan;
+      plans.push(plan);
+      if (plan.queue !== kind) {
+        await rigs.get(kind)!.apply({ to: 'heal' });
+        kind = plan.queue;
+      }
+      await rigs.get(kind)!.apply(plan.queueFault);
+      await storage.apply(plan.storageFault);
+
+      const collector = CollectorProcess.spawn(env(), port);
+      const record: LifeRecord = {
+        index: plan.index,
+        queue: kind,
+        startedAt: Date.now(),
+        readyAt: null,
+        ending: plan.ending,
+        moment: plan.moment,
+        triggered: false,
+        endedAt: 0,
+        exit: { code: null, signal: null },
+      };
+      lives.push(record);
+      void collector.waitForLog((line) => line.msg === 'collector started', 60_000).then(
+        () => {
+          record.readyAt ??= Date.now();
+          if (lives.at(-1) === record) down = false;
+        },
+        () => undefined,
+      );
+      const timers: NodeJS.Timeout[] = [];
+      if (plan.moment === 'start-up') {
+        await Promise.race([sleep(plan.settleMs), collector.exited]);
+        record.triggered = true;
+      } else {
+        const ready = await Promise.race([collector.waitForLog((line) => line.msg === 'collector started', 60_000).then(() => true), collector.exited.then(() => false)]).catch(() => false);
+        if (ready) {
+          for (const { atMs, action } of plan.operator) timers.push(setTimeout(() => operator.start(action), atMs));
+          if (plan.storageMidLife) {
+            const change = plan.storageMidLife.change;
+            timers.push(setTimeout(() => void storage.apply(change), plan.storageMidLife.atMs));
+          }
+          await Promise.race([sleep(plan.settleMs), collector.exited]);
+          record.triggered = await trigger(plan.moment, collector);
+          await sleep(plan.afterTriggerMs);
+        }
+      }
+      for (const timer of timers) clearTimeout(timer);
+      if (plan.ending === 'power cut') await operator.settled();
+      await endLife(plan, collector, record);
+      record.endedAt = Date.now();
+      for (const line of collector.logs) {
+        if (typeof line['crash_id'] !== 'string' || !/^(stored )?crash /.test(String(line.msg))) continue;
+        const lines = evidence.get(line['crash_id']) ?? [];
+        lines.push(`life ${plan.index} (${kind}): ${line.msg}`);
+        evidence.set(line['crash_id'], lines);
+      }
+      if (record.unexpected) progress(`life ${plan.index}: ${record.unexpected}`);
+      if (layer && plan.ending === 'power cut') {
+        // The machine comes back: the same backing directory, under the same mount point.
+        await layer.unmount();
+        layer = await PowerLossLayer.mount({ backing: layer.backing, mountpoint: spoolDir, seed: options.seed + plan.index });
+      }
+      if (plan.drainSeconds !== undefined) await operator.drain(plan.drainSeconds);
+      if ((plan.index + 1) % 25 === 0) {
+        progress(`life ${plan.index + 1}: ${traffic.acked.size} acknowledged, ${operator.purged.size} purged, ${Math.round((endAt - Date.now()) / 1000)} s left`);
+      }
+    }
+  } finally {
+    await traffic.stop();
+    await operator.settled();
+  }
+  clearInterval(sampler);
+
+  progress(`healing every fault; a last collector drains the spool`);
+  await storage.apply({ to: 'heal' });
+  for (const rig of rigs.values()) await rig.apply({ to: 'heal' });
+  const checks = await checkCampaign({
+    env: env(),
+    port,
+    spoolDir,
+    spoolCounts: () => spoolCounts(spoolDir),
+    requeueDead: () => inspectWith(env(), 'requeue', '--all-dead', '--json'),
+    traffic,
+    operator,
+    lives,
+    consumers: [...rigs.values()].map((rig) => rig.rig.consumer),
+    reader: target.reader,
+    samples,
+    evidence,
+    progress,
+  });
+
+  for (const rig of rigs.values()) await rig.close();
+  await storage.close();
+  if (layer) await layer.unmount();
+  const run: CampaignRun = {
+    options: { ...options, progress: undefined },
+    startedAt,
+    endedAt: Date.now(),
+    prefix: target.prefix,
+    bucket: target.bucket,
+    plans,
+    lives,
+    samples,
+    switches,
+    storageFaults: storage.injected,
+    queueFaults,
+    traffic,
+    operator,
+    commit: commitOf(),
+    checks,
+  };
+  const report = await writeReport(run, target.reader);
+  if (report.problems.length === 0) {
+    if (!options.keepObjects && target.prefix !== '') {
+      await deletePrefix(target.client, target.env['STORAGE_URL']!).catch((error: Error) => progress(`could not delete the crashes in storage: ${error.message}`));
+    }
+    rmSync(layer ? layer.backing : spoolDir, { recursive: true, force: true });
+  }
+  target.client.destroy();
+  return { run, report };
+}
