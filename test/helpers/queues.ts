@@ -31,7 +31,7 @@ export interface TestQueue {
  * deleted under it) returns those: they are taken off the queue already and would be lost with
  * the error; a pass that read nothing fails.
  */
-async function keepingWhatWasRead(read: (bodies: string[]) => Promise<void>): Promise<string[]> {
+export async function keepingWhatWasRead(read: (bodies: string[]) => Promise<void>): Promise<string[]> {
   const bodies: string[] = [];
   try {
     await read(bodies);
