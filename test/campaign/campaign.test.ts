@@ -14,7 +14,7 @@ import { runCampaign } from './campaign.js';
 const minutes = Number(process.env['CAMPAIGN_MINUTES'] ?? 3);
 const seed = process.env['CAMPAIGN_SEED'] === undefined ? Math.floor(Math.random() * 2 ** 32) : Number(process.env['CAMPAIGN_SEED']);
 
-test(`a ${minutes}-minute campaign (seed ${seed}) loses nothing it acknowledged and leaves nothing unannounced`, { timeout: (minutes * 60 + 900) * 1000 }, async () => {
+test(`I1, I3, I7, I8, I10, I11, I13: a ${minutes}-minute campaign (seed ${seed}) of every fault at once loses nothing it acknowledged and leaves nothing unannounced`, { timeout: (minutes * 60 + 900) * 1000 }, async () => {
   console.log(`# campaign seed ${seed}: replay with scripts/campaign --minutes ${minutes} --seed ${seed}`);
   const out = process.env['CAMPAIGN_OUT'] ?? join(tempDir('campaign-report'), 'report');
   const { report } = await runCampaign({ minutes, seed, out, queues: pubsubSkipReason() ? ['sqs', 'amqp'] : ['sqs', 'amqp', 'pubsub'] });

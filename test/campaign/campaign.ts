@@ -14,12 +14,11 @@
  * At the end every fault is healed, a last collector drains the spool to empty, and checks.ts
  * checks every acknowledged crash in storage and on the queues; report.ts writes what happened.
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { CollectorProcess, freePort, tempDir } from '../helpers/collector-process.js';
+import { CollectorProcess, portOutsideEphemeralRange, tempDir } from '../helpers/collector-process.js';
 import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { inspectWith } from '../helpers/spool-inspect-cli.js';
 import { deletePrefix, s3Settings, s3Target } from '../helpers/stored-crashes.js';
@@ -56,6 +55,8 @@ export interface LifeRecord {
   moment: Moment;
   /** The moment's trigger came (false: it timed out and the ending came anyway). */
   triggered: boolean;
+  /** SIGTERM: seconds from the signal to the exit. */
+  stopSeconds?: number;
   endedAt: number;
   exit: { code: number | null; signal: string | null };
   /** How the life ended when not by the campaign's hand, or how its ending went wrong. */
@@ -88,6 +89,10 @@ export interface CampaignRun {
 }
 
 const TRIGGER_TIMEOUT_MS = 4000;
+/** A request unanswered this long while the collector listens hangs (a kill would hide it: lives last seconds). */
+const HANG_MS = 6000;
+/** A collector not listening this long after its start hangs in start-up. */
+const READY_TIMEOUT_MS = 60_000;
 const SHUTDOWN_DEADLINE_SECONDS = 2;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -104,6 +109,20 @@ const COLLECTOR_ENV = {
   SPOOL_CHECKPOINT_BYTES: '2m',
 };
 
+/** Waits (up to 10 s) until `collector` holds the spool's lock (its pid in `collector.pid`); whether it came to that. */
+async function holdsSpool(spoolDir: string, collector: CollectorProcess): Promise<boolean> {
+  const pid = `${collector.child.pid}`;
+  for (const until = Date.now() + 10_000; Date.now() < until; await sleep(5)) {
+    if (collector.child.exitCode !== null || collector.child.signalCode !== null) return false;
+    try {
+      if (readFileSync(join(spoolDir, 'collector.pid'), 'utf8').trim() === pid) return true;
+    } catch {
+      // not written yet
+    }
+  }
+  return false;
+}
+
 /** Counts by state, read from the spool file as any reader may while the collector runs. */
 function spoolCounts(spoolDir: string): Omit<Sample, 'at'> | undefined {
   let db: Database.Database | undefined;
@@ -119,9 +138,10 @@ function spoolCounts(spoolDir: string): Omit<Sample, 'at'> | undefined {
   }
 }
 
+/** The commit the campaign runs, with `-dirty` when the work tree differs from it. */
 function commitOf(): string {
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    return execFileSync('git', ['describe', '--always', '--dirty', '--abbrev=40'], { encoding: 'utf8' }).trim();
   } catch {
     return 'unknown';
   }
@@ -130,16 +150,17 @@ function commitOf(): string {
 export async function runCampaign(options: CampaignOptions): Promise<{ run: CampaignRun; report: CampaignReport }> {
   const progress = options.progress ?? (() => undefined);
   const startedAt = Date.now();
+  const commit = commitOf();
   const endAt = startedAt + options.minutes * 60_000;
   const queues = options.queues ?? ['sqs', 'amqp', 'pubsub'];
   mkdirSync(options.out, { recursive: true });
 
   const target = options.bucket ? s3Target('campaign', { bucket: options.bucket, prefix: '' }) : s3Target('campaign');
-  const storage = await StorageFaults.start(s3Settings().endpoint);
+  const storage = await StorageFaults.start(s3Settings().endpoint, await portOutsideEphemeralRange());
   const switches = storage.switches;
   const queueFaults: Record<string, number> = {};
   const rigs = new Map<QueueKind, QueueRig>();
-  for (const kind of queues) rigs.set(kind, await QueueRig.start(kind, target.reader, switches, queueFaults));
+  for (const kind of queues) rigs.set(kind, await QueueRig.start(kind, target.reader, switches, queueFaults, await portOutsideEphemeralRange()));
 
   let layer = options.powerCuts ? await PowerLossLayer.mount({ backing: tempDir('campaign-backing'), seed: options.seed }) : undefined;
   const spoolDir = layer ? layer.mountpoint : tempDir('campaign-spool');
@@ -147,7 +168,7 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
   const token = `campaign-client-${options.seed.toString(16)}-token`;
   const stageToken = `campaign-stage-${options.seed.toString(16)}-token`;
   writeFileSync(tokensFile, JSON.stringify({ tokens: [{ token, name: 'campaign-clients' }, { token: stageToken, name: 'campaign-stage', may_set_crash_id: true }] }));
-  const port = await freePort();
+  const port = await portOutsideEphemeralRange();
   let kind = queues[0]!;
   const env = () => ({
     SPOOL_DIR: spoolDir,
@@ -180,6 +201,9 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
   const plans: LifePlan[] = [];
   const lives: LifeRecord[] = [];
   const samples: Sample[] = [];
+  /** Problems of the campaign's own machinery (a fault that could not be switched). */
+  const rigProblems: string[] = [];
+  let current: CollectorProcess | undefined;
   const sampler = setInterval(() => {
     const counts = spoolCounts(spoolDir);
     if (counts) samples.push({ at: Date.now(), ...counts });
@@ -187,6 +211,7 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
 
   const trigger = async (moment: Moment, collector: CollectorProcess): Promise<boolean> => {
     let watcher: FSWatcher | undefined;
+    let timer: NodeJS.Timeout | undefined;
     const rig = rigs.get(kind)!;
     try {
       const fired = new Promise<boolean>((resolve) => {
@@ -209,8 +234,9 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
             return;
         }
       });
-      return await Promise.race([fired, sleep(TRIGGER_TIMEOUT_MS).then(() => false)]);
+      return await Promise.race([fired, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), TRIGGER_TIMEOUT_MS)))]);
     } finally {
+      clearTimeout(timer);
       storage.proxy.onRequest = undefined;
       if (rig.rig.http) rig.rig.http.onRequest = undefined;
       watcher?.close();
@@ -219,6 +245,7 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
 
   const endLife = async (plan: LifePlan, collector: CollectorProcess, record: LifeRecord): Promise<void> => {
     const alive = collector.child.exitCode === null && collector.child.signalCode === null;
+    if (alive && record.readyAt !== null) traffic.reportHangs(HANG_MS);
     life += 1; // before the signal: requests cut from now on are the kill's
     down = true;
     if (!alive) {
@@ -228,20 +255,26 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
       return;
     }
     if (plan.ending === 'SIGTERM') {
+      // A collector that listens must be gone within the deadline (plus the exit itself); one still
+      // starting finishes its start-up first (or, before its handlers exist, dies of the signal).
+      const ready = record.readyAt !== null;
+      const limitSeconds = ready ? SHUTDOWN_DEADLINE_SECONDS + 3 : READY_TIMEOUT_MS / 1000;
+      const signalled = Date.now();
       collector.kill('SIGTERM');
-      const exit = await Promise.race([collector.exited, sleep((SHUTDOWN_DEADLINE_SECONDS + 10) * 1000).then(() => undefined)]);
+      const exit = await Promise.race([collector.exited, sleep(limitSeconds * 1000).then(() => undefined)]);
+      record.stopSeconds = (Date.now() - signalled) / 1000;
       if (!exit) {
-        record.unexpected = `still running ${SHUTDOWN_DEADLINE_SECONDS + 10} s after SIGTERM (deadline ${SHUTDOWN_DEADLINE_SECONDS} s)`;
+        record.unexpected = `still running ${limitSeconds} s after SIGTERM (deadline ${SHUTDOWN_DEADLINE_SECONDS} s)`;
         await collector.stop();
       } else if (exit.code !== 0 && !(exit.signal === 'SIGTERM' && record.readyAt === null)) {
-        // Before it is ready (signal handlers not yet installed) SIGTERM ends it as it does any process.
         record.unexpected = `exit ${exit.code ?? exit.signal} after SIGTERM: ${collector.stderr.slice(-600)}`;
       }
     } else {
       if (plan.ending === 'power cut') await layer!.cut(plan.index % 2 === 0 ? 'drop' : 'torn');
       collector.kill('SIGKILL');
       const exit = await collector.exited;
-      if (exit.signal !== 'SIGKILL') record.unexpected = `exit ${exit.code ?? exit.signal} before the SIGKILL: ${collector.stderr.slice(-600)}`;
+      // After a cut its writes fail (EIO): a collector that stops on its own then is the machine going dark.
+      if (exit.signal !== 'SIGKILL' && plan.ending !== 'power cut') record.unexpected = `exit ${exit.code ?? exit.signal} before the SIGKILL: ${collector.stderr.slice(-600)}`;
     }
     record.exit = await collector.exited;
   };
@@ -252,104 +285,116 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
     queueFaults: Object.fromEntries(queues.map((queue) => [queue, [...rigs.get(queue)!.faults.keys()]])) as Record<QueueKind, string[]>,
     powerCuts: layer !== undefined,
   });
-  traffic.start();
+  let checks: CampaignChecks;
   try {
-    while (Date.now() < endAt) {
-      const plan = lifePlans.next().value as LifePlan;
-      plans.push(plan);
-      if (plan.queue !== kind) {
-        await rigs.get(kind)!.apply({ to: 'heal' });
-        kind = plan.queue;
-      }
-      await rigs.get(kind)!.apply(plan.queueFault);
-      await storage.apply(plan.storageFault);
+    traffic.start();
+    try {
+      while (Date.now() < endAt) {
+        const plan = lifePlans.next().value as LifePlan;
+        plans.push(plan);
+        const rigFailed = (error: Error) => void rigProblems.push(`life ${plan.index}: switching a queue fault failed: ${error.message}`);
+        if (plan.queue !== kind) {
+          await rigs.get(kind)!.apply({ to: 'heal' }).catch(rigFailed);
+          kind = plan.queue;
+        }
+        await rigs.get(kind)!.apply(plan.queueFault).catch(rigFailed);
+        await storage.apply(plan.storageFault);
 
-      const collector = CollectorProcess.spawn(env(), port);
-      const record: LifeRecord = {
-        index: plan.index,
-        queue: kind,
-        startedAt: Date.now(),
-        readyAt: null,
-        ending: plan.ending,
-        moment: plan.moment,
-        triggered: false,
-        endedAt: 0,
-        exit: { code: null, signal: null },
-      };
-      lives.push(record);
-      void collector.waitForLog((line) => line.msg === 'collector started', 60_000).then(
-        () => {
-          record.readyAt ??= Date.now();
-          if (lives.at(-1) === record) down = false;
-        },
-        () => undefined,
-      );
-      const timers: NodeJS.Timeout[] = [];
-      if (plan.moment === 'start-up') {
-        await Promise.race([sleep(plan.settleMs), collector.exited]);
-        record.triggered = true;
-      } else {
-        const ready = await Promise.race([collector.waitForLog((line) => line.msg === 'collector started', 60_000).then(() => true), collector.exited.then(() => false)]).catch(() => false);
-        if (ready) {
-          for (const { atMs, action } of plan.operator) timers.push(setTimeout(() => operator.start(action), atMs));
-          if (plan.storageMidLife) {
-            const change = plan.storageMidLife.change;
-            timers.push(setTimeout(() => void storage.apply(change), plan.storageMidLife.atMs));
-          }
+        const collector = CollectorProcess.spawn(env(), port);
+        current = collector;
+        const record: LifeRecord = {
+          index: plan.index,
+          queue: kind,
+          startedAt: Date.now(),
+          readyAt: null,
+          ending: plan.ending,
+          moment: plan.moment,
+          triggered: false,
+          endedAt: 0,
+          exit: { code: null, signal: null },
+        };
+        lives.push(record);
+        const listening = collector.nextLog((line) => line.msg === 'collector started', READY_TIMEOUT_MS).then((line) => {
+          if (line === undefined) return false;
+          record.readyAt = Date.now();
+          if (life === plan.index) down = false;
+          return true;
+        });
+        const timers: NodeJS.Timeout[] = [];
+        if (plan.moment === 'start-up') {
+          // From the moment this process holds the spool's lock: opening, checking, recovering.
+          record.triggered = await holdsSpool(spoolDir, collector);
           await Promise.race([sleep(plan.settleMs), collector.exited]);
-          record.triggered = await trigger(plan.moment, collector);
-          await sleep(plan.afterTriggerMs);
+        } else {
+          const ready = await Promise.race([listening, collector.exited.then(() => false)]);
+          if (!ready && collector.child.exitCode === null && collector.child.signalCode === null) {
+            record.unexpected = `not listening ${READY_TIMEOUT_MS / 1000} s after its start`;
+          }
+          if (ready) {
+            for (const { atMs, action } of plan.operator) timers.push(setTimeout(() => operator.start(action), atMs));
+            if (plan.storageMidLife) {
+              const change = plan.storageMidLife.change;
+              timers.push(setTimeout(() => void storage.apply(change), plan.storageMidLife.atMs));  // switches queue up in order
+            }
+            await Promise.race([sleep(plan.settleMs), collector.exited]);
+            record.triggered = await trigger(plan.moment, collector);
+            await sleep(plan.afterTriggerMs);
+          }
+        }
+        for (const timer of timers) clearTimeout(timer);
+        if (plan.ending === 'power cut') await operator.settled();
+        const failedStart = record.unexpected;
+        await endLife(plan, collector, record);
+        if (failedStart) record.unexpected = failedStart + (record.unexpected ? `; then ${record.unexpected}` : '');
+        record.endedAt = Date.now();
+        for (const line of collector.logs) {
+          if (typeof line['crash_id'] !== 'string' || !/^(stored )?crash /.test(String(line.msg))) continue;
+          const lines = evidence.get(line['crash_id']) ?? [];
+          lines.push(`life ${plan.index} (${kind}): ${line.msg}`);
+          evidence.set(line['crash_id'], lines);
+        }
+        if (record.unexpected) progress(`life ${plan.index}: ${record.unexpected}`);
+        if (layer && plan.ending === 'power cut') {
+          // The machine comes back: the same backing directory, under the same mount point.
+          await layer.unmount();
+          layer = await PowerLossLayer.mount({ backing: layer.backing, mountpoint: spoolDir, seed: options.seed + plan.index });
+        }
+        if (plan.drainSeconds !== undefined) await operator.drain(plan.drainSeconds);
+        if ((plan.index + 1) % 25 === 0) {
+          progress(`life ${plan.index + 1}: ${traffic.acked.size} acknowledged, ${operator.purged.size} purged, ${Math.round((endAt - Date.now()) / 1000)} s left`);
         }
       }
-      for (const timer of timers) clearTimeout(timer);
-      if (plan.ending === 'power cut') await operator.settled();
-      await endLife(plan, collector, record);
-      record.endedAt = Date.now();
-      for (const line of collector.logs) {
-        if (typeof line['crash_id'] !== 'string' || !/^(stored )?crash /.test(String(line.msg))) continue;
-        const lines = evidence.get(line['crash_id']) ?? [];
-        lines.push(`life ${plan.index} (${kind}): ${line.msg}`);
-        evidence.set(line['crash_id'], lines);
-      }
-      if (record.unexpected) progress(`life ${plan.index}: ${record.unexpected}`);
-      if (layer && plan.ending === 'power cut') {
-        // The machine comes back: the same backing directory, under the same mount point.
-        await layer.unmount();
-        layer = await PowerLossLayer.mount({ backing: layer.backing, mountpoint: spoolDir, seed: options.seed + plan.index });
-      }
-      if (plan.drainSeconds !== undefined) await operator.drain(plan.drainSeconds);
-      if ((plan.index + 1) % 25 === 0) {
-        progress(`life ${plan.index + 1}: ${traffic.acked.size} acknowledged, ${operator.purged.size} purged, ${Math.round((endAt - Date.now()) / 1000)} s left`);
-      }
+    } finally {
+      await traffic.stop();
+      await operator.settled();
+      clearInterval(sampler);
+      if (current && current.child.exitCode === null && current.child.signalCode === null) await current.stop();
     }
+
+    progress(`healing every fault; a last collector drains the spool`);
+    await storage.healAll();
+    for (const rig of rigs.values()) await rig.apply({ to: 'heal' }).catch((error: Error) => void rigProblems.push(`healing ${rig.kind} at the end failed: ${error.message}`));
+    checks = await checkCampaign({
+      env: env(),
+      port,
+      spoolDir,
+      spoolCounts: () => spoolCounts(spoolDir),
+      requeueDead: () => inspectWith(env(), 'requeue', '--all-dead', '--json'),
+      traffic,
+      operator,
+      lives,
+      consumers: [...rigs.values()].map((rig) => rig.rig.consumer),
+      reader: target.reader,
+      samples,
+      evidence,
+      progress,
+    });
+    checks.problems.push(...rigProblems, ...storage.problems);
   } finally {
-    await traffic.stop();
-    await operator.settled();
+    for (const rig of rigs.values()) await rig.close().catch(() => undefined);
+    await storage.close();
+    if (layer) await layer.unmount();
   }
-  clearInterval(sampler);
-
-  progress(`healing every fault; a last collector drains the spool`);
-  await storage.apply({ to: 'heal' });
-  for (const rig of rigs.values()) await rig.apply({ to: 'heal' });
-  const checks = await checkCampaign({
-    env: env(),
-    port,
-    spoolDir,
-    spoolCounts: () => spoolCounts(spoolDir),
-    requeueDead: () => inspectWith(env(), 'requeue', '--all-dead', '--json'),
-    traffic,
-    operator,
-    lives,
-    consumers: [...rigs.values()].map((rig) => rig.rig.consumer),
-    reader: target.reader,
-    samples,
-    evidence,
-    progress,
-  });
-
-  for (const rig of rigs.values()) await rig.close();
-  await storage.close();
-  if (layer) await layer.unmount();
   const run: CampaignRun = {
     options: { ...options, progress: undefined },
     startedAt,
@@ -364,7 +409,7 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
     queueFaults,
     traffic,
     operator,
-    commit: commitOf(),
+    commit,
     checks,
   };
   const report = await writeReport(run, target.reader);

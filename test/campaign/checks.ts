@@ -77,7 +77,7 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
   const drainStart = Date.now();
   let final: CollectorProcess | undefined;
   try {
-    final = await CollectorProcess.start(inputs.env, inputs.port);
+    final = await CollectorProcess.start(inputs.env, inputs.port, [], 120_000);
   } catch (error) {
     problems.push(`the last collector did not start: ${(error as Error).message.slice(0, 1000)}`);
   }
@@ -136,7 +136,14 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
   await eachLimited(acked, 16, async (crash) => {
     if (crash.purged) {
       purged.total += 1;
-      if (!(await reader.get(rawCrashKey(crash.crashId)).catch(() => undefined))) {
+      let raw: Buffer | undefined;
+      try {
+        raw = await reader.get(rawCrashKey(crash.crashId));
+      } catch (error) {
+        problems.push(`purged ${crash.crashId}: reading its raw crash failed: ${(error as Error).message}`);
+        return;
+      }
+      if (!raw) {
         purged.absent += 1;
         return;
       }
@@ -157,10 +164,11 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
   if (unannounced.length > 0) problems.push(`${unannounced.length} acknowledged crashes never announced`);
   for (const crashId of unannounced.slice(0, 10)) problems.push(`never announced: ${crashId} (${story(crashId)})`);
 
-  // Announced but not acknowledged: spooled before a kill cut their answer. Each must be stored too.
+  // Announced but not acknowledged: spooled before a kill cut their answer. Each must be stored whole too.
   const unacknowledged = [...announcedIds.keys()].filter((crashId) => !traffic.acked.has(crashId));
   await eachLimited(unacknowledged, 16, async (crashId) => {
-    if (!(await reader.get(rawCrashKey(crashId)).catch(() => undefined))) problems.push(`${crashId} was announced but has no raw crash in storage`);
+    const problem = await checksumProblem(reader, crashId).catch((error: Error) => `reading it failed: ${error.message}`);
+    if (problem) problems.push(`${crashId} was announced but is not whole in storage: ${problem}`);
   });
   for (const consumer of inputs.consumers) problems.push(...consumer.problems);
 

@@ -37,14 +37,29 @@ export class StorageFaults {
   active: string | null = null;
   readonly switches: FaultSwitch[] = [];
   readonly injected: Record<string, number> = {};
+  /** Switches that failed (the proxy could not listen again, say). */
+  readonly problems: string[] = [];
+  private queue: Promise<void> = Promise.resolve();
 
   private constructor(readonly proxy: FaultProxy) {}
 
-  static async start(upstream: string): Promise<StorageFaults> {
-    return new StorageFaults(await FaultProxy.start(upstream));
+  static async start(upstream: string, port?: number): Promise<StorageFaults> {
+    return new StorageFaults(await FaultProxy.start(upstream, port));
   }
 
-  async apply(change: FaultChange): Promise<void> {
+  /** Switches in the order asked (a mid-life switch may be asked from a timer); never rejects. */
+  apply(change: FaultChange): Promise<void> {
+    this.queue = this.queue.then(() => this.switch(change)).catch((error: Error) => void this.problems.push(`switching storage to ${JSON.stringify(change)} failed: ${error.message}`));
+    return this.queue;
+  }
+
+  /** Heals whatever is on, and makes sure the proxy forwards. */
+  async healAll(): Promise<void> {
+    await this.apply({ to: 'heal' });
+    await this.proxy.set({ kind: 'pass' });
+  }
+
+  private async switch(change: FaultChange): Promise<void> {
     if (change.to === 'keep') return;
     const fault = change.to === 'heal' ? null : change.name;
     if (fault === this.active) return;
@@ -73,15 +88,16 @@ export class QueueRig {
     this.faults = new Map(scenarios([kind]).filter((scenario) => scenario.name !== 'healthy').map((scenario) => [scenario.name, scenario]));
   }
 
-  static async start(kind: QueueKind, storage: ObjectReader, switches: FaultSwitch[], injected: Record<string, number>): Promise<QueueRig> {
+  /** `port`: the proxy's (it listens there again after a refusal). */
+  static async start(kind: QueueKind, storage: ObjectReader, switches: FaultSwitch[], injected: Record<string, number>, port?: number): Promise<QueueRig> {
     const queue =
       kind === 'sqs' ? await sqsQueue() : kind === 'pubsub' ? await pubsubQueue() : await amqpQueue({ 'x-max-length': AMQP_MAX_LENGTH, 'x-overflow': 'reject-publish' });
     const consumer = new QueueConsumer(queue, storage);
     if (kind === 'amqp') {
-      const tcp = await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port));
+      const tcp = await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port), port);
       return new QueueRig(kind, { queue, consumer, tcp }, switches, injected);
     }
-    const http = await FaultProxy.start(kind === 'sqs' ? queueSettings().sqsEndpoint : `http://${process.env['PUBSUB_EMULATOR_HOST']}`);
+    const http = await FaultProxy.start(kind === 'sqs' ? queueSettings().sqsEndpoint : `http://${process.env['PUBSUB_EMULATOR_HOST']}`, port);
     return new QueueRig(kind, { queue, consumer, http }, switches, injected);
   }
 

@@ -72,6 +72,8 @@ export class Traffic {
   hostileRepeats = 0;
   hostileSent = 0;
   private stopping = false;
+  private requests = 0;
+  private readonly inFlight = new Map<number, { what: string; since: number }>();
   private readonly loops: Promise<void>[] = [];
   private reports = 0;
 
@@ -110,25 +112,40 @@ export class Traffic {
     return { report: { ...report, query: `${report.query}${report.query ? '&' : '?'}token=${token}` }, key, style, headers: {} };
   }
 
-  /** Posts; on no answer, says whether a kill explains it (a problem otherwise). */
+  /**
+   * Posts; on no answer, says whether a kill explains it: the collector was down (from a kill's
+   * decision until the next one listens) when the request was sent or when it failed, or a kill
+   * came meanwhile. Anything else is a problem.
+   */
   private async send<T>(post: () => Promise<T>, what: string): Promise<T | 'refused' | 'cut'> {
     const life = this.options.life();
     const downAtSend = this.options.down();
+    const id = (this.requests += 1);
+    this.inFlight.set(id, { what, since: Date.now() });
     try {
       return await post();
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      if (code === 'ECONNREFUSED') {
-        this.count('no answer: connection refused (collector down)');
-        return 'refused';
-      }
-      if (this.options.life() !== life || downAtSend || this.options.down()) {
-        this.count('no answer: cut by a kill');
-        return 'cut';
+      const killed = this.options.life() !== life || downAtSend || this.options.down();
+      if (killed) {
+        this.count(code === 'ECONNREFUSED' ? 'no answer: connection refused (collector down)' : 'no answer: cut by a kill');
+        return code === 'ECONNREFUSED' ? 'refused' : 'cut';
       }
       this.count('no answer, no kill');
-      this.problems.push(`${what}: no answer (${code}) and no kill while it was in flight (life ${life})`);
+      this.problems.push(`${what}: no answer (${code}) while the collector listened and no kill came (life ${life})`);
       return 'cut';
+    } finally {
+      this.inFlight.delete(id);
+    }
+  }
+
+  /** Requests in flight longer than `ms` (a kill is about to cut them, which would hide that they hung). */
+  reportHangs(ms: number): void {
+    const now = Date.now();
+    for (const [id, request] of this.inFlight) {
+      if (now - request.since <= ms) continue;
+      this.problems.push(`${request.what}: no answer ${((now - request.since) / 1000).toFixed(1)} s after it was sent, with the collector listening`);
+      this.inFlight.delete(id);
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,32 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port below the kernel's ephemeral range, for a server that stops and starts again on one
+ * port many times (a campaign's ~1,000 lives): inside the range a client's outgoing connection may
+ * take the port while nothing listens (even connect to itself), and the next listen fails.
+ */
+export async function portOutsideEphemeralRange(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the usual range
+  }
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * Math.max(1, low - 10_000));
+    if (await canListen(port)) return port;
+  }
 }
 
 export class CollectorProcess {
@@ -67,9 +93,9 @@ export class CollectorProcess {
    * Starts a collector and resolves once it listens. `env` adds to (and overrides) the defaults;
    * `prefix` is a command that runs it (e.g. in a memory cgroup: MemoryCgroup.prefix()).
    */
-  static async start(env: Record<string, string>, port?: number, prefix: string[] = []): Promise<CollectorProcess> {
+  static async start(env: Record<string, string>, port?: number, prefix: string[] = [], readyTimeoutMs = 30_000): Promise<CollectorProcess> {
     const collector = CollectorProcess.spawn(env, port ?? (await freePort()), prefix);
-    const started = collector.waitForLog((line) => line.msg === 'collector started', 30_000);
+    const started = collector.waitForLog((line) => line.msg === 'collector started', readyTimeoutMs);
     const outcome = await Promise.race([started.then(() => 'started'), collector.exited.then(() => 'exited')]).catch(async (error: unknown) => {
       await collector.stop();
       throw error;

@@ -37,6 +37,9 @@ export interface RawAnswer {
   body: Buffer;
 }
 
+/** Requests remembered: a long run (a campaign's hour) sends hundreds of thousands. */
+const MAX_REQUESTS_KEPT = 50_000;
+
 const S3_ERRORS = [
   { status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' },
   { status: 500, code: 'InternalError', message: 'We encountered an internal error. Please try again.' },
@@ -46,7 +49,7 @@ export class FaultProxy {
   mode: FaultMode = { kind: 'pass' };
   /** Requests seen, by what the proxy did with them. */
   readonly counts: Record<string, number> = {};
-  /** Every request's method and path as it arrived, oldest first (to see what is in flight). */
+  /** Every request's method and path as it arrived, oldest first (to see what is in flight); the newest MAX_REQUESTS_KEPT. */
   readonly requests: { method: string; path: string }[] = [];
   private server: Server;
   private readonly sockets = new Set<Socket>();
@@ -59,11 +62,9 @@ export class FaultProxy {
     this.server = this.makeServer();
   }
 
-  static async start(upstreamUrl: string): Promise<FaultProxy> {
-    const probe = createServer();
-    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
-    await new Promise((resolve) => probe.close(resolve));
-    const proxy = new FaultProxy(port, new URL(upstreamUrl));
+  /** `port`: listen there (it is listened on again after `refuse`); default: a free one. */
+  static async start(upstreamUrl: string, port?: number): Promise<FaultProxy> {
+    const proxy = new FaultProxy(port ?? (await anyFreePort()), new URL(upstreamUrl));
     await proxy.listen();
     return proxy;
   }
@@ -115,6 +116,7 @@ export class FaultProxy {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests.push({ method: req.method ?? '', path: req.url ?? '' });
+    if (this.requests.length > MAX_REQUESTS_KEPT) this.requests.splice(0, this.requests.length - MAX_REQUESTS_KEPT / 2);
     this.onRequest?.(req.method ?? '', req.url ?? '');
     const mode = this.mode;
     switch (mode.kind) {
@@ -215,6 +217,13 @@ export class FaultProxy {
       upstream.end(body);
     });
   }
+}
+
+export async function anyFreePort(): Promise<number> {
+  const probe = createServer();
+  const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 /** What `make` returns, or `fallback` when it throws (a request the rewrite does not understand). */

@@ -32,23 +32,35 @@ export class QueueConsumer {
     this.paused = false;
   }
 
-  /** Reads what is on the queue now, after any read under way (e.g. before the queue is deleted). */
-  readAll(): Promise<void> {
-    this.reading = this.reading.then(() => this.readOnce());
-    return this.reading;
+  /** Reads what is on the queue now, after any read under way (e.g. before the queue is deleted); how many messages it read. */
+  readAll(): Promise<number> {
+    const pass = this.reading.then(() => this.readOnce());
+    this.reading = pass.then(() => undefined);
+    return pass;
   }
 
-  private async readOnce(): Promise<void> {
+  private async readOnce(): Promise<number> {
+    let bodies: string[];
     try {
-      for (const body of await this.queue.receive()) {
-        if (body.startsWith('filler ')) continue;
-        if (!isCrashId(body)) this.problems.push(`a message is not a crash ID: ${JSON.stringify(body.slice(0, 80))}`);
-        else if (!(await this.storage.get(rawCrashKey(body)))) this.problems.push(`${body} announced before its raw crash was in storage`);
-        this.seen.set(body, (this.seen.get(body) ?? 0) + 1);
-      }
+      bodies = await this.queue.receive();
     } catch {
-      // The queue is deleted or being declared again: read again in a moment.
+      return 0; // the queue is deleted or being declared again: read again in a moment
     }
+    for (const body of bodies) {
+      if (body.startsWith('filler ')) continue;
+      this.seen.set(body, (this.seen.get(body) ?? 0) + 1);
+      if (!isCrashId(body)) {
+        this.problems.push(`a message is not a crash ID: ${JSON.stringify(body.slice(0, 80))}`);
+        continue;
+      }
+      // A storage read that fails says nothing of the message: it is counted, and checked again at the end.
+      const stored = await this.storage.get(rawCrashKey(body)).then(
+        (raw) => raw !== undefined,
+        () => undefined,
+      );
+      if (stored === false) this.problems.push(`${body} announced before its raw crash was in storage`);
+    }
+    return bodies.length;
   }
 
   private async run(): Promise<void> {

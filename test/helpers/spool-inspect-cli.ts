@@ -16,13 +16,34 @@ export function inspect(...args: string[]): Promise<Run> {
 
 /** `inspect` with `env` added to this process's environment (the collector's settings, for `drain`). */
 export function inspectWith(env: Record<string, string>, ...args: string[]): Promise<Run> {
+  return inspectWithin(env, undefined, ...args);
+}
+
+/** `inspectWith`, SIGKILLed after `timeoutMs` (then `timedOut`; the spool lock dies with it). */
+export function inspectWithin(env: Record<string, string>, timeoutMs: number | undefined, ...args: string[]): Promise<Run & { timedOut?: true }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(SPOOL_INSPECT, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    // detached: its own process group, so the timeout reaches node behind the bash wrapper too
+    const child = spawn(SPOOL_INSPECT, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, detached: timeoutMs !== undefined });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            try {
+              process.kill(-child.pid!, 'SIGKILL');
+            } catch {
+              child.kill('SIGKILL');
+            }
+          }, timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ...(timedOut ? { timedOut: true as const } : {}) });
+    });
   });
 }

@@ -12,6 +12,7 @@
  * and the client never hears it was taken.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { anyFreePort } from './fault-proxy.js';
 
 export type TcpFaultMode = 'pass' | 'refuse' | 'blackhole' | 'freeze';
 
@@ -37,11 +38,9 @@ export class TcpFaultProxy {
     private readonly upstreamPort: number,
   ) {}
 
-  static async start(upstreamPort: number): Promise<TcpFaultProxy> {
-    const probe = createServer();
-    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as { port: number }).port)));
-    await new Promise((resolve) => probe.close(resolve));
-    const proxy = new TcpFaultProxy(port, upstreamPort);
+  /** `port`: listen there (it is listened on again after `refuse`); default: a free one. */
+  static async start(upstreamPort: number, port?: number): Promise<TcpFaultProxy> {
+    const proxy = new TcpFaultProxy(port ?? (await anyFreePort()), upstreamPort);
     await proxy.listen();
     return proxy;
   }

@@ -33,7 +33,7 @@ export interface Rig {
   http?: FaultProxy;
   tcp?: TcpFaultProxy;
   /** The consumer stops reading (the processors are down) until `resume`; `readAll` reads what is there now. */
-  consumer: { pause(): void; resume(): void; readAll(): Promise<void> };
+  consumer: { pause(): void; resume(): void; readAll(): Promise<number> };
 }
 
 export interface QueueScenario {
@@ -157,8 +157,11 @@ export function scenarios(kinds: readonly QueueKind[]): QueueScenario[] {
         // Held at the proxy, no publish reaches the queue while the consumer takes what it holds:
         // the deletion destroys no announcement (a broker's loss is not the collector's).
         await tcp!.set('freeze');
-        await sleep(100); // what passed just before is routed
-        await consumer.readAll();
+        // What passed just before may still be routed: read until two passes 300 ms apart find nothing.
+        for (let quiet = 0; quiet < 2; ) {
+          await sleep(300);
+          quiet = (await consumer.readAll()) === 0 ? quiet + 1 : 0;
+        }
         await (queue as AmqpTestQueue).deleteQueue();
         await tcp!.set('pass');
         return () => (queue as AmqpTestQueue).declareQueue();
