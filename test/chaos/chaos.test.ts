@@ -1,5 +1,5 @@
 /**
- * "No acknowledged crash is ever lost" (I1, I3, I8 in docs/INVARIANTS.md): 20 SIGKILLs at random moments while
+ * "No acknowledged crash is ever lost" (I1, I3, I8 in docs/INVARIANTS.md): 12 SIGKILLs at random moments while
  * four clients post, one S3 outage, then every acknowledged crash must be in S3 byte for byte.
  * Run hundreds of kills locally with `scripts/chaos --kills 200`.
  */
@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runChaos } from './harness.js';
 
-const KILLS = 20;
+// 12, not 20, since the campaign (test/campaign) adds ~60 kills of its own to every run.
+const KILLS = 12;
 
 test(`I1, I3, I8: no acknowledged crash is lost across ${KILLS} SIGKILLs and an S3 outage`, { timeout: 300_000 }, async () => {
   const { acknowledged, stored, lost, kills, details } = await runChaos({ kills: KILLS, clients: 4 });
@@ -17,7 +18,7 @@ test(`I1, I3, I8: no acknowledged crash is lost across ${KILLS} SIGKILLs and an 
   assert.deepEqual(details.lostCrashes, [], `lost crashes (seed ${details.seed})`);
   assert.equal(lost, 0);
   assert.equal(stored, acknowledged);
-  // 4 clients over 20 lives of 50–600 ms ack 250–600 crashes on 2 cores; far fewer means the load never ran.
+  // 4 clients over 12 lives of 50–600 ms ack 150–350 crashes on 2 cores; far fewer means the load never ran.
   assert.ok(acknowledged >= 60, `only ${acknowledged} crashes acknowledged\n${context}`);
   // Every other life waits for its first ack (10 s at most) before its random span: each must have
   // one, so every restart on a spool a SIGKILL left takes crashes again, and the load ran throughout.
