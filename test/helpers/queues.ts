@@ -23,6 +23,8 @@ export interface TestQueue {
   publishEnv(via?: string | number): Record<string, string>;
   /** Receives (and deletes or acks) what has arrived; every body, in order, duplicates included. */
   receive(): Promise<string[]>;
+  /** A read was given up (it hung): drop whatever it waits on, so that the next read starts afresh. */
+  abandon?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,11 +43,19 @@ export async function keepingWhatWasRead(read: (bodies: string[]) => Promise<voi
   return bodies;
 }
 
+/** No request of a test's reader may hang for good: a read that fails is read again. */
+const READ_TIMEOUTS = { connectionTimeout: 5_000, requestTimeout: 15_000, throwOnRequestTimeout: true };
+
 const name = (kind: string) => `crashspool-${kind}-${randomBytes(4).toString('hex')}`;
 
 export async function sqsQueue(): Promise<TestQueue> {
   const { sqsEndpoint } = queueSettings();
-  const client = new SQSClient({ endpoint: sqsEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const client = new SQSClient({
+    endpoint: sqsEndpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    requestHandler: READ_TIMEOUTS,
+  });
   const queueName = name('sqs');
   await client.send(new CreateQueueCommand({ QueueName: queueName }));
   const queueUrl = `${sqsEndpoint}/000000000000/${queueName}`;
@@ -77,24 +87,53 @@ export interface AmqpTestQueue extends TestQueue {
   fill(count: number): Promise<void>;
 }
 
-/** `args`: the queue's arguments, e.g. `{ 'x-max-length': 5, 'x-overflow': 'reject-publish' }`. */
-export async function amqpQueue(args: Record<string, unknown> = {}): Promise<AmqpTestQueue> {
+/**
+ * `args`: the queue's arguments, e.g. `{ 'x-max-length': 5, 'x-overflow': 'reject-publish' }`;
+ * `port`: the broker's port to connect to (a fault proxy's, to cut the test's own connection).
+ */
+export async function amqpQueue(args: Record<string, unknown> = {}, port?: number): Promise<AmqpTestQueue> {
   const { amqpUrl } = queueSettings();
   const queueName = name('amqp');
-  const connection = await amqp.connect(amqpUrl);
-  connection.on('error', () => undefined);
+  const connectUrl = new URL(amqpUrl);
+  if (port !== undefined) connectUrl.port = String(port);
+  // The connection is opened again once it is gone (the broker closed it, or it was cut), and so is
+  // a channel that could not be opened: either would otherwise fail every later read.
+  let connecting: Promise<amqp.ChannelModel> | undefined;
+  const connected = () =>
+    (connecting ??= amqp.connect(connectUrl.href).then(
+      (connection) => {
+        connection.on('error', () => undefined);
+        connection.on('close', () => {
+          connecting = undefined;
+          reading = undefined;
+        });
+        return connection;
+      },
+      (error: Error) => {
+        connecting = undefined;
+        throw error;
+      },
+    ));
   // The consumer's channel: reading a queue that was deleted closes it (404), which fails whatever
   // else was pending on it; the next read opens another.
   let reading: Promise<Channel> | undefined;
   const readingChannel = () =>
-    (reading ??= connection.createChannel().then((channel) => {
-      channel.on('error', () => undefined);
-      channel.on('close', () => (reading = undefined));
-      return channel;
-    }));
+    (reading ??= connected()
+      .then((connection) => connection.createChannel())
+      .then(
+        (channel) => {
+          channel.on('error', () => undefined);
+          channel.on('close', () => (reading = undefined));
+          return channel;
+        },
+        (error: Error) => {
+          reading = undefined;
+          throw error;
+        },
+      ));
   // What the test does to the queue runs on a channel of its own, so the consumer's 404 cannot end it.
   const onOwnChannel = async <T>(work: (channel: Channel) => Promise<T>): Promise<T> => {
-    const channel = await connection.createChannel();
+    const channel = await (await connected()).createChannel();
     channel.on('error', () => undefined);
     try {
       return await work(channel);
@@ -129,9 +168,15 @@ export async function amqpQueue(args: Record<string, unknown> = {}): Promise<Amq
           channel.ack(message);
         }
       }),
+    // Closing the channel fails the get it hangs on, and the broker puts back what it delivered unacknowledged.
+    async abandon() {
+      const channel = reading;
+      reading = undefined;
+      await channel?.then((open) => open.close()).catch(() => undefined);
+    },
     async close() {
       await onOwnChannel((channel) => channel.deleteQueue(queueName)).catch(() => undefined);
-      await connection.close();
+      await connecting?.then((connection) => connection.close()).catch(() => undefined);
     },
   };
 }
@@ -153,7 +198,9 @@ export async function pubsubQueue(): Promise<TestQueue> {
   const topic = `projects/${project}/topics/${name('pubsub')}`;
   const subscription = `projects/${project}/subscriptions/${name('pubsub')}`;
   const call = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`http://${emulator}/v1/${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(`http://${emulator}/v1/${path}`, {
+      signal: AbortSignal.timeout(READ_TIMEOUTS.requestTimeout),
+      method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await response.text();
     if (!response.ok) throw new Error(`Pub/Sub emulator ${method} ${path}: ${response.status} ${text}`);
     return JSON.parse(text) as Record<string, unknown>;

@@ -51,3 +51,72 @@ test("the RabbitMQ 'queue deleted' fault takes every confirmed message off the q
     await queue.close();
   }
 });
+
+/** Waits until `consumer` has seen every ID, or `ms` passed; the IDs it has not seen. */
+async function unseenAfter(consumer: QueueConsumer, ids: readonly string[], ms: number): Promise<string[]> {
+  const deadline = Date.now() + ms;
+  const unseen = () => ids.filter((id) => !consumer.seen.has(id));
+  while (unseen().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  return unseen();
+}
+
+test('a consumer read that hangs is given up and the consumer reads on; what the hung read took still counts', async () => {
+  const ids = Array.from({ length: 6 }, () => newCrashId(new Date()));
+  let releaseFirst: (bodies: string[]) => void = () => undefined;
+  const reads = [
+    new Promise<string[]>((resolve) => (releaseFirst = resolve)), // a receive that hangs (until the end of the test)
+    Promise.resolve(ids.slice(1, 3)), // its storage check hangs on ids[1]
+    Promise.resolve(ids.slice(3)),
+  ];
+  let abandoned = 0;
+  const queue = {
+    publishUrl: () => '',
+    publishEnv: () => ({}),
+    receive: () => reads.shift() ?? Promise.resolve([]),
+    abandon: async () => void (abandoned += 1),
+    close: async () => undefined,
+  };
+  const storage = { get: (key: string) => (key.includes(ids[1]!) ? new Promise<Buffer>(() => undefined) : Promise.resolve(Buffer.from('{}'))) };
+  const consumer = new QueueConsumer(queue, storage, { passTimeoutMs: 300, storageTimeoutMs: 300 });
+  try {
+    assert.deepEqual(await unseenAfter(consumer, ids.slice(1), 5_000), [], 'the reads after a hung one were counted');
+    assert.equal(consumer.health.abandonedPasses, 1);
+    assert.equal(abandoned, 1, 'the queue was told to drop the hung read');
+    releaseFirst([ids[0]!]);
+    assert.deepEqual(await unseenAfter(consumer, ids, 2_000), [], 'what the hung read took off the queue was counted when it returned');
+    assert.deepEqual(consumer.problems, []);
+  } finally {
+    await consumer.stop();
+  }
+});
+
+test('the RabbitMQ test queue reads on after its connection to the broker is cut', async () => {
+  const tcp = await TcpFaultProxy.start(Number(new URL(queueSettings().amqpUrl).port));
+  const queue = await amqpQueue({}, tcp.port);
+  const consumer = new QueueConsumer(queue, { get: async () => Buffer.from('{}') });
+  const connection = await amqp.connect(queueSettings().amqpUrl);
+  const queueName = new URL(queue.publishUrl()).searchParams.get('queue')!;
+  const publish = async (count: number) => {
+    const channel = await connection.createConfirmChannel();
+    const ids = Array.from({ length: count }, () => newCrashId(new Date()));
+    for (const id of ids) channel.sendToQueue(queueName, Buffer.from(id), { persistent: true });
+    await channel.waitForConfirms();
+    await channel.close();
+    return ids;
+  };
+  try {
+    const before = await publish(20);
+    assert.deepEqual(await unseenAfter(consumer, before, 10_000), []);
+    await tcp.set('refuse'); // cuts the consumer's connection, and refuses it for a while
+    const during = await publish(20);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await tcp.set('pass');
+    assert.deepEqual(await unseenAfter(consumer, during, 10_000), [], 'the consumer connected again and read what came meanwhile');
+    assert.ok(consumer.health.failedPasses > 0, 'the cut was felt');
+  } finally {
+    await connection.close();
+    await consumer.stop();
+    await queue.close();
+    await tcp.close();
+  }
+});
