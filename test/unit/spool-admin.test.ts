@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { newCrashId } from '../../src/crash-id.js';
 import { formatDuration, parseDuration } from '../../src/duration.js';
-import { attemptsHistogram, errorKind, groupErrors, listCrashes, normalizeCrashId, showCrash, spoolSummary } from '../../src/spool/operator/queries.js';
+import { attemptsHistogram, errorKind, exportCrash, groupErrors, listCrashes, normalizeCrashId, showCrash, spoolSummary } from '../../src/spool/operator/queries.js';
+import { CrashRows } from '../../src/spool/crash-rows.js';
 import { closeInspectedSpool, CrashNotFound, openSpoolForInspection, SpoolUnusable } from '../../src/spool/operator/inspection.js';
 import { purgeAllDead, purgeCrash, requeueAllDead, requeueCrash, type PurgedCrash } from '../../src/spool/operator/admin.js';
 import { closeSpoolDatabase, openSpoolDatabase } from '../../src/spool/schema.js';
@@ -200,6 +201,29 @@ test('reading a spool: summary, list filters and order, show', () => {
       ],
     );
     assert.throws(() => showCrash(spool, '00000000-0000-4000-8000-000000261125'), CrashNotFound);
+  } finally {
+    closeInspectedSpool(spool);
+  }
+});
+
+test('export of a crash in storage writes its raw crash and names the dumps that left the spool (found by the campaign)', () => {
+  const dir = tempSpoolDir();
+  const crashes = makeSpool(dir);
+  const spool = openSpoolForInspection(dir, 'write');
+  try {
+    const pending = crashes[0]!;
+    const exported = exportCrash(spool, pending.crashId, join(dir, 'pending-export'));
+    assert.deepEqual(readdirSync(join(dir, 'pending-export')).sort(), ['raw_crash.json', 'upload_file_minidump.dmp']);
+    assert.deepEqual(exported.dumpsInStorage, []);
+
+    const stored = crashes[1]!; // dead in this spool: back to pending, then stored, as a drainer would
+    const { seq } = spool.db.prepare('SELECT seq FROM crashes WHERE crash_id = ?').get(stored.crashId) as { seq: number };
+    spool.db.prepare(`UPDATE crashes SET state = 'pending' WHERE seq = ?`).run(seq);
+    assert.ok(new CrashRows(spool.db).markStored({ seq, crashId: stored.crashId }, Date.now(), 100));
+    const storedExport = exportCrash(spool, stored.crashId, join(dir, 'stored-export'));
+    assert.deepEqual(readdirSync(join(dir, 'stored-export')), ['raw_crash.json']);
+    assert.deepEqual(storedExport.files.map((file) => file.path), [join(dir, 'stored-export', 'raw_crash.json')]);
+    assert.deepEqual(storedExport.dumpsInStorage, ['upload_file_minidump', 'upload_file_minidump_browser']);
   } finally {
     closeInspectedSpool(spool);
   }

@@ -244,7 +244,13 @@ export function dumpFileName(dumpName: string): string {
  * bytes exactly as spooled, i.e. as they would be uploaded. Never overwrites a file: throws
  * ExportTargetExists naming the first existing one. Throws CrashNotFound.
  */
-export function exportCrash(spool: InspectedSpool, crashId: string, dir: string): ExportedFile[] {
+export interface ExportedCrash {
+  files: ExportedFile[];
+  /** Dumps already in storage: a crash's dumps leave the spool once it is stored, its raw crash stays until it is announced. */
+  dumpsInStorage: string[];
+}
+
+export function exportCrash(spool: InspectedSpool, crashId: string, dir: string): ExportedCrash {
   const { db } = spool;
   const { row, dumps } = db.transaction(() => {
     const found = findCrash(db, crashId);
@@ -259,7 +265,11 @@ export function exportCrash(spool: InspectedSpool, crashId: string, dir: string)
   if (existing) throw new ExportTargetExists(existing.path);
   mkdirSync(dir, { recursive: true });
   for (const file of files) writeFileSync(file.path, file.data, { flag: 'wx' });
-  return files.map((file) => ({ path: file.path, bytes: file.data.length, sha256: sha256Hex(file.data) }));
+  const spooledDumps = new Set(dumps.map((dump) => dump.name));
+  return {
+    files: files.map((file) => ({ path: file.path, bytes: file.data.length, sha256: sha256Hex(file.data) })),
+    dumpsInStorage: (JSON.parse(row.dump_names) as string[]).filter((name) => !spooledDumps.has(name)),
+  };
 }
 
 /** `export` refuses to overwrite an existing file. */
