@@ -23,7 +23,7 @@ import { loadFixtureDumps } from '../helpers/fixtures.js';
 import { inspectWith } from '../helpers/spool-inspect-cli.js';
 import { deletePrefix, s3Settings, s3Target } from '../helpers/stored-crashes.js';
 import { PowerLossLayer } from '../power-loss/layer.js';
-import { checkCampaign, type CampaignChecks } from './checks.js';
+import { checkCampaign, recordEvidence, type CampaignChecks } from './checks.js';
 import { QueueRig, StorageFaults, STORAGE_FAULTS, type FaultSwitch } from './faults.js';
 import { Operator } from './operator.js';
 import { schedule, type Ending, type LifePlan, type Moment, type QueueKind } from './schedule.js';
@@ -94,6 +94,8 @@ const HANG_MS = 6000;
 /** A collector not listening this long after its start hangs in start-up. */
 const READY_TIMEOUT_MS = 60_000;
 const SHUTDOWN_DEADLINE_SECONDS = 2;
+/** How much longer a collector past its SIGTERM limit is watched, to report how late it was (the shipped orchestrator grace is 20 s past the deadline). */
+const LATE_EXIT_WAIT_MS = 20_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const COLLECTOR_ENV = {
@@ -267,8 +269,12 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
       const exit = await Promise.race([collector.exited, sleep(limitSeconds * 1000).then(() => undefined)]);
       record.stopSeconds = (Date.now() - signalled) / 1000;
       if (!exit) {
-        record.unexpected = `still running ${limitSeconds} s after SIGTERM (deadline ${SHUTDOWN_DEADLINE_SECONDS} s)`;
-        await collector.stop();
+        // Still a failure, but say how late it was and where it stood, before the orchestrator's SIGKILL would come.
+        const late = await Promise.race([collector.exited, sleep(LATE_EXIT_WAIT_MS).then(() => undefined)]);
+        const stood = collector.logs.slice(-3).map((line) => String(line.msg)).join(' / ');
+        const outcome = late ? `exit ${late.code ?? late.signal} after ${((Date.now() - signalled) / 1000).toFixed(1)} s` : `no exit in ${LATE_EXIT_WAIT_MS / 1000} s more`;
+        record.unexpected = `still running ${limitSeconds} s after SIGTERM (deadline ${SHUTDOWN_DEADLINE_SECONDS} s): ${outcome}; last logged: ${stood}`;
+        if (!late) await collector.stop();
       } else if (exit.code !== 0 && !(exit.signal === 'SIGTERM' && record.readyAt === null)) {
         record.unexpected = `exit ${exit.code ?? exit.signal} after SIGTERM: ${collector.stderr.slice(-600)}`;
       }
@@ -350,12 +356,7 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
         await endLife(plan, collector, record);
         if (failedStart) record.unexpected = failedStart + (record.unexpected ? `; then ${record.unexpected}` : '');
         record.endedAt = Date.now();
-        for (const line of collector.logs) {
-          if (typeof line['crash_id'] !== 'string' || !/^(stored )?crash /.test(String(line.msg))) continue;
-          const lines = evidence.get(line['crash_id']) ?? [];
-          lines.push(`life ${plan.index} (${kind}): ${line.msg}`);
-          evidence.set(line['crash_id'], lines);
-        }
+        recordEvidence(evidence, `life ${plan.index} (${kind})`, collector.logs);
         if (record.unexpected) progress(`life ${plan.index}: ${record.unexpected}`);
         if (layer && plan.ending === 'power cut') {
           // The machine comes back: the same backing directory, under the same mount point.
@@ -386,7 +387,8 @@ export async function runCampaign(options: CampaignOptions): Promise<{ run: Camp
       traffic,
       operator,
       lives,
-      consumers: [...rigs.values()].map((rig) => rig.rig.consumer),
+      consumers: new Map([...rigs].map(([queue, rig]) => [queue, rig.rig.consumer])),
+      finalQueue: kind,
       reader: target.reader,
       samples,
       evidence,

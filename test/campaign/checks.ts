@@ -30,11 +30,14 @@ export interface CheckInputs {
   traffic: Traffic;
   operator: Operator;
   lives: LifeRecord[];
-  consumers: QueueConsumer[];
+  /** Per queue kind, its consumer. */
+  consumers: ReadonlyMap<string, QueueConsumer>;
   reader: ObjectReader;
   samples: Sample[];
-  /** Per crash ID, what the collectors logged of it. */
-  evidence: ReadonlyMap<string, string[]>;
+  /** Per crash ID, what the collectors logged of it; the last collector adds its own. */
+  evidence: Map<string, string[]>;
+  /** The queue kind the last collector announces on. */
+  finalQueue: string;
   progress: (line: string) => void;
 }
 
@@ -47,11 +50,23 @@ export interface CampaignChecks {
   /** Acknowledged, not purged, and not in storage as sent: crash ID → why. */
   lost: Record<string, string>;
   unannounced: string[];
+  /** Every lost or unannounced crash with what the collectors logged of it (the problems list shows the first few). */
+  unaccounted: { crash_id: string; problem: string; logged: string[] }[];
   announced: { ids: number; messages: number; duplicates: number; unacknowledged: number };
 }
 
 const DRAIN_LIMIT_MS = 10 * 60_000;
 const ANNOUNCE_WAIT_MS = 60_000;
+/** Keeps what a collector logged of each crash (accepted, uploaded, published...) under `label`. */
+export function recordEvidence(evidence: Map<string, string[]>, label: string, logs: readonly Record<string, unknown>[]): void {
+  for (const line of logs) {
+    if (typeof line['crash_id'] !== 'string' || !/^(stored )?crash /.test(String(line['msg']))) continue;
+    const lines = evidence.get(line['crash_id']) ?? [];
+    lines.push(`${label}: ${String(line['msg'])}`);
+    evidence.set(line['crash_id'], lines);
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function eachLimited<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -109,7 +124,7 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
   const acked = [...traffic.acked.values()];
   const seen = () => {
     const ids = new Map<string, number>();
-    for (const consumer of inputs.consumers) for (const [id, count] of consumer.seen) ids.set(id, (ids.get(id) ?? 0) + count);
+    for (const consumer of inputs.consumers.values()) for (const [id, count] of consumer.seen) ids.set(id, (ids.get(id) ?? 0) + count);
     return ids;
   };
   const waitUntil = Date.now() + ANNOUNCE_WAIT_MS;
@@ -117,6 +132,7 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
 
   let finalExit: CampaignChecks['finalExit'] = null;
   if (final) {
+    recordEvidence(inputs.evidence, `the last collector (${inputs.finalQueue})`, final.logs);
     final.kill('SIGTERM');
     const exit = await Promise.race([final.exited, sleep(30_000).then(() => undefined)]);
     if (!exit) {
@@ -163,6 +179,13 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
   for (const [crashId, problem] of Object.entries(lost).slice(0, 20)) problems.push(`acknowledged ${crashId} lost: ${problem} (${story(crashId)})`);
   if (unannounced.length > 0) problems.push(`${unannounced.length} acknowledged crashes never announced`);
   for (const crashId of unannounced.slice(0, 10)) problems.push(`never announced: ${crashId} (${story(crashId)})`);
+  // A consumer that stopped reading looks like unannounced crashes: say what each one did.
+  if (unannounced.length > 0) for (const [kind, consumer] of inputs.consumers) problems.push(consumer.describe(kind));
+
+  const unaccounted = [
+    ...Object.entries(lost).map(([crashId, problem]) => ({ crash_id: crashId, problem: `lost: ${problem}` })),
+    ...unannounced.map((crashId) => ({ crash_id: crashId, problem: 'never announced' })),
+  ].map((entry) => ({ ...entry, logged: inputs.evidence.get(entry.crash_id) ?? [] }));
 
   // Announced but not acknowledged: spooled before a kill cut their answer. Each must be stored whole too.
   const unacknowledged = [...announcedIds.keys()].filter((crashId) => !traffic.acked.has(crashId));
@@ -170,7 +193,7 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
     const problem = await checksumProblem(reader, crashId).catch((error: Error) => `reading it failed: ${error.message}`);
     if (problem) problems.push(`${crashId} was announced but is not whole in storage: ${problem}`);
   });
-  for (const consumer of inputs.consumers) problems.push(...consumer.problems);
+  for (const consumer of inputs.consumers.values()) problems.push(...consumer.problems);
 
   for (const retry of traffic.retries.newIdAfterAck) {
     if (!operator.purged.has(retry.first)) problems.push(`a retry of the report answered ${retry.first} was answered ${retry.second} (I10)`);
@@ -186,6 +209,7 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
     purged,
     lost,
     unannounced,
+    unaccounted,
     announced: { ids: announcedIds.size, messages, duplicates: messages - announcedIds.size, unacknowledged: unacknowledged.length },
   };
 }

@@ -5,6 +5,8 @@
  * - `report.json`: the figures;
  * - `schedule.jsonl`: the plan of every life, as the seed gave it (compare two runs of a seed);
  * - `lives.jsonl`: how each life went (start, ready, end, exit, whether its moment's trigger came);
+ * - `unaccounted.jsonl` (only if any): every lost or unannounced crash, with what the collectors
+ *   logged of it;
  * - `timeline.svg`: acknowledgements per second, spool depth by state, and every fault and kill,
  *   drawn by Vega-Lite (rendered to SVG by Vega, headless);
  * - `report.md`: the readable report around the picture.
@@ -227,6 +229,7 @@ export async function writeReport(run: CampaignRun, reader: ObjectReader): Promi
   writeFileSync(join(dir, 'acked.jsonl'), await ackedLines(run, reader));
   writeFileSync(join(dir, 'schedule.jsonl'), run.plans.map((plan) => JSON.stringify(plan)).join('\n') + '\n');
   writeFileSync(join(dir, 'lives.jsonl'), run.lives.map((life) => JSON.stringify(life)).join('\n') + '\n');
+  if (run.checks.unaccounted.length > 0) writeFileSync(join(dir, 'unaccounted.jsonl'), run.checks.unaccounted.map((entry) => JSON.stringify(entry)).join('\n') + '\n');
   writeFileSync(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(dir, 'timeline.svg'), await renderSvg(timelineSpec(run)));
   writeFileSync(join(dir, 'report.md'), markdown(report));
