@@ -77,7 +77,10 @@ export class QueueConsumer {
   private async readOnce(): Promise<number> {
     const receiving = this.queue.receive();
     const received = await within(
-      receiving.catch((error: Error) => error),
+      receiving.then(
+        (bodies) => ({ bodies }),
+        (error: unknown) => ({ error: error instanceof Error ? error.message : String(error) }),
+      ),
       this.passTimeoutMs,
     );
     this.health.passes += 1;
@@ -89,15 +92,15 @@ export class QueueConsumer {
       await this.queue.abandon?.().catch(() => undefined);
       return 0;
     }
-    if (received instanceof Error) {
+    if ('error' in received) {
       // The queue is deleted or being declared again: read again in a moment.
       this.health.failedPasses += 1;
-      this.health.lastError = received.message;
+      this.health.lastError = received.error;
       return 0;
     }
     this.health.lastPassAt = Date.now();
-    await this.check(received);
-    return received.length;
+    await this.check(received.bodies);
+    return received.bodies.length;
   }
 
   private async check(bodies: string[]): Promise<void> {

@@ -63,16 +63,18 @@ async function unseenAfter(consumer: QueueConsumer, ids: readonly string[], ms: 
 test('a consumer read that hangs is given up and the consumer reads on; what the hung read took still counts', async () => {
   const ids = Array.from({ length: 6 }, () => newCrashId(new Date()));
   let releaseFirst: (bodies: string[]) => void = () => undefined;
-  const reads = [
-    new Promise<string[]>((resolve) => (releaseFirst = resolve)), // a receive that hangs (until the end of the test)
-    Promise.resolve(ids.slice(1, 3)), // its storage check hangs on ids[1]
-    Promise.resolve(ids.slice(3)),
+  const reads: (() => Promise<string[]>)[] = [
+    () => new Promise<string[]>((resolve) => (releaseFirst = resolve)), // a receive that hangs (until the end of the test)
+    // fetch's timeout rejects with a DOMException, which is no Error in Node 20
+    () => Promise.reject(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+    () => Promise.resolve(ids.slice(1, 3)), // its storage check hangs on ids[1]
+    () => Promise.resolve(ids.slice(3)),
   ];
   let abandoned = 0;
   const queue = {
     publishUrl: () => '',
     publishEnv: () => ({}),
-    receive: () => reads.shift() ?? Promise.resolve([]),
+    receive: () => reads.shift()?.() ?? Promise.resolve([]),
     abandon: async () => void (abandoned += 1),
     close: async () => undefined,
   };
@@ -81,6 +83,8 @@ test('a consumer read that hangs is given up and the consumer reads on; what the
   try {
     assert.deepEqual(await unseenAfter(consumer, ids.slice(1), 5_000), [], 'the reads after a hung one were counted');
     assert.equal(consumer.health.abandonedPasses, 1);
+    assert.equal(consumer.health.failedPasses, 1);
+    assert.match(consumer.health.lastError ?? '', /timeout|given up/);
     assert.equal(abandoned, 1, 'the queue was told to drop the hung read');
     releaseFirst([ids[0]!]);
     assert.deepEqual(await unseenAfter(consumer, ids, 2_000), [], 'what the hung read took off the queue was counted when it returned');
