@@ -10,6 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isCrashId } from '../../src/crash-id.js';
+import { within } from '../../src/within.js';
 import { rawCrashKey } from '../../src/storage/storage-keys.js';
 import type { TestQueue } from './queues.js';
 import type { ObjectReader } from './stored-crashes.js';
@@ -28,14 +29,6 @@ export interface ConsumerHealth {
   abandonedPasses: number;
   lastError: string | undefined;
   lastPassAt: number | undefined;
-}
-
-const timedOut = Symbol('timed out');
-
-function within<T>(work: Promise<T>, ms: number): Promise<T | typeof timedOut> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<typeof timedOut>((resolve) => (timer = setTimeout(() => resolve(timedOut), ms)));
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 export class QueueConsumer {
@@ -84,7 +77,7 @@ export class QueueConsumer {
       this.passTimeoutMs,
     );
     this.health.passes += 1;
-    if (received === timedOut) {
+    if (received === 'timeout') {
       this.health.abandonedPasses += 1;
       this.health.lastError = `a read took over ${this.passTimeoutMs} ms and was given up`;
       // What it took off the queue if it ever returns still counts.
