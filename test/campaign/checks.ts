@@ -43,7 +43,8 @@ export interface CheckInputs {
 
 export interface CampaignChecks {
   problems: string[];
-  finalDrain: { drained: boolean; seconds: number; requeueRuns: number; left: Omit<Sample, 'at'> | undefined };
+  /** `consumersSeconds`: how long the consumers were waited for after the spool emptied. */
+  finalDrain: { drained: boolean; seconds: number; requeueRuns: number; left: Omit<Sample, 'at'> | undefined; consumersSeconds: number };
   finalExit: { code: number | null; signal: string | null } | null;
   acked: number;
   purged: { total: number; whole: number; absent: number };
@@ -56,7 +57,10 @@ export interface CampaignChecks {
 }
 
 const DRAIN_LIMIT_MS = 10 * 60_000;
-const ANNOUNCE_WAIT_MS = 60_000;
+/** The consumers are waited for while they still read crash IDs new to them, until none came for this long... */
+const ANNOUNCE_QUIET_MS = 60_000;
+/** ...but no longer than this after the spool emptied. */
+const ANNOUNCE_WAIT_LIMIT_MS = 10 * 60_000;
 /** Keeps what a collector logged of each crash (accepted, uploaded, published...) under `label`. */
 export function recordEvidence(evidence: Map<string, string[]>, label: string, logs: readonly Record<string, unknown>[]): void {
   for (const line of logs) {
@@ -113,7 +117,7 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
     }
     await sleep(1000);
   }
-  const finalDrain = { drained, seconds: (Date.now() - drainStart) / 1000, requeueRuns, left };
+  const finalDrain = { drained, seconds: (Date.now() - drainStart) / 1000, requeueRuns, left, consumersSeconds: 0 };
   if (final && !drained) problems.push(`the spool was not empty ${DRAIN_LIMIT_MS / 1000} s after every fault healed: ${JSON.stringify(left)}`);
   progress(`drained in ${finalDrain.seconds.toFixed(1)} s; waiting for the consumers`);
 
@@ -127,8 +131,15 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
     for (const consumer of inputs.consumers.values()) for (const [id, count] of consumer.seen) ids.set(id, (ids.get(id) ?? 0) + count);
     return ids;
   };
-  const waitUntil = Date.now() + ANNOUNCE_WAIT_MS;
-  for (let ids = seen(); Date.now() < waitUntil && acked.some((crash) => !crash.purged && !ids.has(crash.crashId)); ids = seen()) await sleep(500);
+  // A last collector that drained a backlog published it in a burst the consumers read for a while.
+  const waitStart = Date.now();
+  for (let ids = seen(), lastGrowth = Date.now(), size = ids.size; acked.some((crash) => !crash.purged && !ids.has(crash.crashId)); ids = seen()) {
+    if (ids.size > size) [size, lastGrowth] = [ids.size, Date.now()];
+    if (Date.now() - lastGrowth > ANNOUNCE_QUIET_MS || Date.now() - waitStart > ANNOUNCE_WAIT_LIMIT_MS) break;
+    await sleep(500);
+  }
+  finalDrain.consumersSeconds = (Date.now() - waitStart) / 1000;
+  progress(`waited ${finalDrain.consumersSeconds.toFixed(1)} s for the consumers`);
 
   let finalExit: CampaignChecks['finalExit'] = null;
   if (final) {
@@ -193,7 +204,10 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
     const problem = await checksumProblem(reader, crashId).catch((error: Error) => `reading it failed: ${error.message}`);
     if (problem) problems.push(`${crashId} was announced but is not whole in storage: ${problem}`);
   });
-  for (const consumer of inputs.consumers.values()) problems.push(...consumer.problems);
+  for (const consumer of inputs.consumers.values()) {
+    await consumer.checked();
+    problems.push(...consumer.problems);
+  }
 
   for (const retry of traffic.retries.newIdAfterAck) {
     if (!operator.purged.has(retry.first)) problems.push(`a retry of the report answered ${retry.first} was answered ${retry.second} (I10)`);

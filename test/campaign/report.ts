@@ -204,6 +204,7 @@ Verdict: ${verdict}.
 | retries after an ack: same crash ID / new crash ID | ${report.retries_after_ack.same_id} / ${report.retries_after_ack.new_id} |
 | operator actions | ${report.operator_actions} |
 | last collector: spool empty after heal | ${report.final_drain.drained ? `yes, ${report.final_drain.seconds.toFixed(1)} s` : 'NO'} |
+| consumers waited for after that (until each acknowledged crash was read, or none new came for 60 s) | ${report.final_drain.consumersSeconds.toFixed(1)} s |
 | last collector: exit on SIGTERM | ${report.final_exit ? report.final_exit.code ?? report.final_exit.signal : 'none'} |
 
 ![timeline](timeline.svg)

@@ -9,6 +9,7 @@
  * timeout, AMQP requeue on channel close, Pub/Sub ack deadline).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { inspect } from 'node:util';
 import { isCrashId } from '../../src/crash-id.js';
 import { within } from '../../src/within.js';
 import { rawCrashKey } from '../../src/storage/storage-keys.js';
@@ -20,6 +21,8 @@ export interface ConsumerOptions {
   passTimeoutMs?: number;
   /** A storage read (the I13 check of one message) that takes longer says nothing of the message. */
   storageTimeoutMs?: number;
+  /** Storage reads of the I13 check at once. */
+  checkConcurrency?: number;
 }
 
 /** What the consumer did, for a report that must tell a stuck consumer from an unannounced crash. */
@@ -29,18 +32,24 @@ export interface ConsumerHealth {
   abandonedPasses: number;
   lastError: string | undefined;
   lastPassAt: number | undefined;
+  /** When a crash ID not seen before was last read. */
+  lastNewAt: number | undefined;
 }
 
 export class QueueConsumer {
   readonly seen = new Map<string, number>();
   readonly problems: string[] = [];
-  readonly health: ConsumerHealth = { passes: 0, failedPasses: 0, abandonedPasses: 0, lastError: undefined, lastPassAt: undefined };
+  readonly health: ConsumerHealth = { passes: 0, failedPasses: 0, abandonedPasses: 0, lastError: undefined, lastPassAt: undefined, lastNewAt: undefined };
   private paused = false;
   private stopped = false;
   private reading: Promise<void> = Promise.resolve();
   private readonly loop: Promise<void>;
   private readonly passTimeoutMs: number;
   private readonly storageTimeoutMs: number;
+  private readonly checkConcurrency: number;
+  /** Crash IDs read and counted, whose I13 check has not started. */
+  private readonly toCheck: string[] = [];
+  private readonly checkers = new Set<Promise<void>>();
 
   constructor(
     private readonly queue: TestQueue,
@@ -49,6 +58,7 @@ export class QueueConsumer {
   ) {
     this.passTimeoutMs = options.passTimeoutMs ?? 30_000;
     this.storageTimeoutMs = options.storageTimeoutMs ?? 10_000;
+    this.checkConcurrency = options.checkConcurrency ?? 8;
     this.loop = this.run();
   }
 
@@ -72,7 +82,7 @@ export class QueueConsumer {
     const received = await within(
       receiving.then(
         (bodies) => ({ bodies }),
-        (error: unknown) => ({ error: error instanceof Error ? error.message : String(error) }),
+        (error: unknown) => ({ error: error instanceof Error ? error.message : inspect(error, { breakLength: Infinity, depth: 2 }) }),
       ),
       this.passTimeoutMs,
     );
@@ -81,7 +91,7 @@ export class QueueConsumer {
       this.health.abandonedPasses += 1;
       this.health.lastError = `a read took over ${this.passTimeoutMs} ms and was given up`;
       // What it took off the queue if it ever returns still counts.
-      receiving.then((bodies) => this.check(bodies)).catch(() => undefined);
+      receiving.then((bodies) => this.count(bodies)).catch(() => undefined);
       await this.queue.abandon?.().catch(() => undefined);
       return 0;
     }
@@ -92,20 +102,31 @@ export class QueueConsumer {
       return 0;
     }
     this.health.lastPassAt = Date.now();
-    await this.check(received.bodies);
+    this.count(received.bodies);
     return received.bodies.length;
   }
 
-  private async check(bodies: string[]): Promise<void> {
-    const crashIds: string[] = [];
-    // Counted first, so that a storage check that hangs cannot lose a message already taken off the queue.
+  /**
+   * Counts what a pass read, and leaves its storage checks to run beside the next passes: a
+   * consumer that waited for them read no faster than storage answers, and fell minutes behind a
+   * collector draining a backlog (the 1,053-kill run's "unannounced" crashes were still on the queue).
+   */
+  private count(bodies: string[]): void {
     for (const body of bodies) {
       if (body.startsWith('filler ')) continue;
+      if (!this.seen.has(body)) this.health.lastNewAt = Date.now();
       this.seen.set(body, (this.seen.get(body) ?? 0) + 1);
-      if (isCrashId(body)) crashIds.push(body);
+      if (isCrashId(body)) this.toCheck.push(body);
       else this.problems.push(`a message is not a crash ID: ${JSON.stringify(body.slice(0, 80))}`);
     }
-    for (const crashId of crashIds) {
+    while (this.checkers.size < this.checkConcurrency && this.toCheck.length > 0) {
+      const checker: Promise<void> = this.checkQueued().finally(() => this.checkers.delete(checker));
+      this.checkers.add(checker);
+    }
+  }
+
+  private async checkQueued(): Promise<void> {
+    for (let crashId = this.toCheck.shift(); crashId !== undefined; crashId = this.toCheck.shift()) {
       // A storage read that fails or hangs says nothing of the message: it is counted, and checked again at the end.
       const stored = await within(
         this.storage.get(rawCrashKey(crashId)).then(
@@ -118,6 +139,11 @@ export class QueueConsumer {
     }
   }
 
+  /** Resolves once every message counted so far has had its storage check (`problems` is then complete). */
+  async checked(): Promise<void> {
+    while (this.checkers.size > 0) await Promise.all(this.checkers);
+  }
+
   private async run(): Promise<void> {
     while (!this.stopped) {
       if (!this.paused) await this.readAll();
@@ -127,13 +153,15 @@ export class QueueConsumer {
 
   /** One line on what this consumer did, `label` naming it. */
   describe(label: string, now = Date.now()): string {
-    const { passes, failedPasses, abandonedPasses, lastError, lastPassAt } = this.health;
-    const last = lastPassAt === undefined ? 'never read' : `last read ${((now - lastPassAt) / 1000).toFixed(1)} s ago`;
-    return `${label} consumer: ${passes} read passes, ${failedPasses} failed, ${abandonedPasses} given up; ${last}; ${this.seen.size} crash IDs seen${lastError ? `; last error: ${lastError.slice(0, 200)}` : ''}`;
+    const { passes, failedPasses, abandonedPasses, lastError, lastPassAt, lastNewAt } = this.health;
+    const ago = (at: number | undefined, what: string) => (at === undefined ? `never ${what}` : `${what} ${((now - at) / 1000).toFixed(1)} s ago`);
+    const checks = this.toCheck.length + this.checkers.size;
+    return `${label} consumer: ${passes} read passes, ${failedPasses} failed, ${abandonedPasses} given up; ${ago(lastPassAt, 'last read')}; ${this.seen.size} crash IDs seen, ${ago(lastNewAt, 'the last new one')}${checks > 0 ? `; ${checks} storage checks waiting` : ''}${lastError ? `; last error: ${lastError.slice(0, 200)}` : ''}`;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop;
+    await this.checked();
   }
 }

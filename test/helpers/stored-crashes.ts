@@ -53,6 +53,8 @@ export function s3Target(name: string, where: { bucket?: string; prefix?: string
     credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A check must end, even on a storage server that stopped answering (a full test RGW did).
+    requestHandler: { connectionTimeout: 5_000, requestTimeout: 30_000, throwOnRequestTimeout: true },
   });
   return {
     bucket: settings.bucket,

@@ -124,3 +124,28 @@ test('the RabbitMQ test queue reads on after its connection to the broker is cut
     await tcp.close();
   }
 });
+
+test('a consumer counts what it reads while the storage checks of earlier messages still wait, and checks every one', async () => {
+  const ids = Array.from({ length: 6 }, () => newCrashId(new Date()));
+  const reads = [ids.slice(0, 3), ids.slice(3)];
+  const queue = {
+    publishUrl: () => '',
+    publishEnv: () => ({}),
+    receive: async () => reads.shift() ?? [],
+    close: async () => undefined,
+  };
+  // Storage answers nothing until the test lets it; then every raw crash is there but the last one.
+  let answer: () => void = () => undefined;
+  const answered = new Promise<void>((resolve) => (answer = resolve));
+  const storage = { get: async (key: string) => (await answered, key.includes(ids[5]!) ? undefined : Buffer.from('{}')) };
+  const consumer = new QueueConsumer(queue, storage, { storageTimeoutMs: 60_000 });
+  try {
+    assert.deepEqual(await unseenAfter(consumer, ids, 3_000), [], 'the second read was counted before storage answered for the first');
+    answer();
+    await consumer.checked();
+    assert.deepEqual(consumer.problems, [`${ids[5]} announced before its raw crash was in storage`]);
+  } finally {
+    answer();
+    await consumer.stop();
+  }
+});
