@@ -133,8 +133,15 @@ export async function checkCampaign(inputs: CheckInputs): Promise<CampaignChecks
   };
   // A last collector that drained a backlog published it in a burst the consumers read for a while.
   const waitStart = Date.now();
-  for (let ids = seen(), lastGrowth = Date.now(), size = ids.size; acked.some((crash) => !crash.purged && !ids.has(crash.crashId)); ids = seen()) {
-    if (ids.size > size) [size, lastGrowth] = [ids.size, Date.now()];
+  let lastGrowth = waitStart;
+  let seenBefore = -1;
+  for (;;) {
+    const ids = seen();
+    if (!acked.some((crash) => !crash.purged && !ids.has(crash.crashId))) break;
+    if (ids.size > seenBefore) {
+      seenBefore = ids.size;
+      lastGrowth = Date.now();
+    }
     if (Date.now() - lastGrowth > ANNOUNCE_QUIET_MS || Date.now() - waitStart > ANNOUNCE_WAIT_LIMIT_MS) break;
     await sleep(500);
   }
